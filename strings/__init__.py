@@ -1,0 +1,14 @@
+"""strings: read handwritten digit strings (cheque amounts, postal codes, form fields).
+
+Example:
+    >>> import strings
+    >>> rec = strings.load()                       # doctest: +SKIP
+    >>> rec.recognize("amount.png").text           # doctest: +SKIP
+    '1500'
+"""
+
+__version__ = "0.1.0"
+
+from strings.predictor import DigitReading, Reading, Recognizer, list_models, load  # noqa: E402
+
+__all__ = ["DigitReading", "Reading", "Recognizer", "__version__", "list_models", "load"]

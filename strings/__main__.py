@@ -1,0 +1,3 @@
+from strings.cli import main
+
+raise SystemExit(main())

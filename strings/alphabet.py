@@ -1,0 +1,61 @@
+"""The output symbols of a recognizer and the mapping between text and class indices.
+
+Class 0 is always the CTC blank; symbol ``i`` of the alphabet is class ``i + 1``. Keeping that
+rule in one place is what lets the loss, the decoders and the checkpoints agree on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BLANK", "DIGITS", "Alphabet"]
+
+BLANK = 0
+DIGITS = "0123456789"
+
+
+@dataclass(frozen=True)
+class Alphabet:
+    """An ordered set of single-character symbols; the blank is implicit at index 0.
+
+    Example:
+        >>> a = Alphabet(DIGITS)
+        >>> a.encode("907")
+        [10, 1, 8]
+        >>> a.decode([10, 1, 8])
+        '907'
+    """
+
+    symbols: str = DIGITS
+
+    def __post_init__(self) -> None:
+        if not self.symbols:
+            raise ValueError("an alphabet needs at least one symbol")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"alphabet symbols repeat: {self.symbols!r}")
+
+    @property
+    def num_classes(self) -> int:
+        """Symbols plus the blank: the width of the model's output layer."""
+        return len(self.symbols) + 1
+
+    @property
+    def blank(self) -> int:
+        return BLANK
+
+    def encode(self, text: str) -> list[int]:
+        """Text to class indices; raises ``ValueError`` naming the first unknown character."""
+        out = []
+        for ch in text:
+            idx = self.symbols.find(ch)
+            if idx < 0:
+                raise ValueError(f"character {ch!r} in {text!r} is not in the alphabet {self.symbols!r}")
+            out.append(idx + 1)
+        return out
+
+    def decode(self, indices: list[int]) -> str:
+        """Class indices (no blanks) back to text."""
+        return "".join(self.symbols[i - 1] for i in indices)
+
+    def is_valid(self, text: str) -> bool:
+        return all(ch in self.symbols for ch in text)

@@ -1,0 +1,134 @@
+"""Self-describing model files: safetensors weights with JSON metadata in the same file.
+
+The metadata (under the ``strings`` key of the safetensors header) carries everything needed
+to rebuild and trust the model: format version, model and preprocessing configs, alphabet,
+training data, validation metrics. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from strings.config import ModelConfig, PreprocessConfig, from_dict, to_dict
+from strings.models import DenseNetCTC, create_model
+
+__all__ = ["FORMAT", "CheckpointError", "atomic_write", "save_model", "load_model", "read_metadata", "sha256_file"]
+
+FORMAT = "strings.densenet_ctc/1"
+META_KEY = "strings"
+
+
+class CheckpointError(ValueError):
+    """A model file that is unreadable, not ours, or inconsistent with its own metadata."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: a crash leaves the old file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(
+    path: str | os.PathLike,
+    model: DenseNetCTC,
+    preprocess: PreprocessConfig,
+    extra: dict[str, Any] | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Write weights + metadata atomically. ``tensors`` adds non-model tensors (training state)."""
+    meta = {
+        "format": FORMAT,
+        "model": to_dict(model.cfg),
+        "height": model.height,
+        "preprocess": to_dict(preprocess),
+        "alphabet": model.cfg.alphabet,
+        **(extra or {}),
+    }
+    state = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    for k, v in (tensors or {}).items():
+        state[k] = v.detach().cpu().contiguous()
+    atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata={META_KEY: json.dumps(meta)}))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of a model file, validated for format (no weights are read)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
+    if META_KEY not in header:
+        raise CheckpointError(f"{path}: safetensors file without strings metadata")
+    try:
+        meta = json.loads(header[META_KEY])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CheckpointError(f"{path}: format {got!r} is not {FORMAT!r}")
+    for key in ("model", "height", "preprocess", "alphabet"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: metadata lacks {key!r}")
+    return meta
+
+
+def load_model(path: str | os.PathLike) -> tuple[DenseNetCTC, PreprocessConfig, dict[str, Any], dict[str, torch.Tensor]]:
+    """Rebuild a model from its file. Returns (model in eval mode, preprocessing, metadata,
+    the file's other tensors). Refuses files whose weights disagree with their metadata."""
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        model_cfg = from_dict(ModelConfig, meta["model"])
+        pre = from_dict(PreprocessConfig, meta["preprocess"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata does not describe a model this version can build ({exc})") from None
+    if model_cfg.alphabet != meta["alphabet"]:
+        raise CheckpointError(f"{path}: alphabet {meta['alphabet']!r} disagrees with the model config's {model_cfg.alphabet!r}")
+    if int(meta["height"]) != pre.height:
+        raise CheckpointError(f"{path}: model height {meta['height']} disagrees with preprocessing height {pre.height}")
+    model = create_model(model_cfg=model_cfg, height=int(meta["height"]))
+    tensors = load_file(str(path))
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match the metadata's model (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for k, v in weights.items():
+        if v.shape != expected[k].shape:
+            raise CheckpointError(f"{path}: weight {k} has shape {tuple(v.shape)}, the metadata's model needs {tuple(expected[k].shape)}")
+    model.load_state_dict(weights)
+    model.eval()
+    others = {k: v for k, v in tensors.items() if not k.startswith("model.")}
+    return model, pre, meta, others

@@ -1,0 +1,391 @@
+"""The one training loop and the one evaluation loop.
+
+Training writes into an output folder:
+- ``last.safetensors``: model + optimizer + RNG state, rewritten atomically at every
+  evaluation, so ``kill -9`` at any moment loses at most one evaluation period;
+- ``best.safetensors``: the model with the best validation string accuracy so far;
+- ``log.jsonl`` (one JSON object per evaluation) and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from strings import __version__
+from strings.alphabet import Alphabet
+from strings.checkpoint import CheckpointError, load_model, save_model
+from strings.config import TrainConfig, to_dict
+from strings.datasets import ImageDataset, open_dataset, resolve_data_root, split_train_val
+from strings.metrics import StringMetrics
+from strings.models import MODEL_CONFIGS, DenseNetCTC, create_model
+from strings.predictor import Recognizer
+from strings.transforms import collate_images, normalize
+
+__all__ = ["EvalReport", "evaluate", "train", "ctc_loss"]
+
+
+@dataclass
+class EvalReport:
+    dataset: str
+    n: int
+    accuracy: float
+    cer: float
+    images_per_second: float
+    seconds: float
+    misses: list[tuple[str, str, str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "misses"}
+
+
+def evaluate(rec: Recognizer, dataset: ImageDataset, batch_size: int = 64, progress: bool = False) -> EvalReport:
+    """Exact-match accuracy, CER and throughput (image decoding included) over a dataset."""
+    from tqdm import tqdm
+
+    metrics = StringMetrics()
+    start = time.perf_counter()
+    bar = tqdm(total=len(dataset), desc=f"eval {dataset.name}", unit="img", disable=not progress, leave=False)
+    for lo in range(0, len(dataset), batch_size):
+        samples = [dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))]
+        readings = rec.recognize_greys([s.image for s in samples], [s.name for s in samples], batch_size)
+        for s, r in zip(samples, readings):
+            metrics.update(s.label, r.text, s.name, r.confidence)
+        bar.update(len(samples))
+    bar.close()
+    secs = time.perf_counter() - start
+    summary = metrics.summary()
+    return EvalReport(
+        dataset.name, int(summary["n"]), float(summary["accuracy"]), float(summary["cer"]),
+        len(dataset) / secs if secs > 0 else 0.0, secs, metrics.misses,
+    )
+
+
+def ctc_loss(log_probs: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
+    """Mean CTC loss over a batch, in the layout cuDNN's kernel accepts on a GPU.
+
+    Args:
+        log_probs: (B, T, C) from the model.
+        targets: 1-D int32 concatenated labels (on the CPU, as cuDNN requires).
+        target_lengths: (B,) int32.
+    Every input length is the full T: the right padding of a batch is blank paper, which the
+    model must read as blank anyway, and equal lengths are one of cuDNN's conditions.
+    """
+    lp = log_probs.float().transpose(0, 1)  # (T, B, C)
+    t, b, _ = lp.shape
+    input_lengths = torch.full((b,), t, dtype=torch.int32)
+    return nn.functional.ctc_loss(
+        lp, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=True
+    )
+
+
+def cudnn_ctc_eligible(log_probs: Tensor, targets: Tensor, target_lengths: Tensor) -> bool:
+    """Whether ``ctc_loss`` above can take cuDNN's kernel, mirroring PyTorch's own check
+    (``_use_cudnn_ctc_loss``): blank 0, float32 CUDA log-probs, int32 CPU targets, equal input
+    lengths, every target shorter than 256 frames and not longer than T."""
+    return bool(
+        log_probs.is_cuda
+        and torch.backends.cudnn.is_available()
+        and targets.device.type == "cpu"
+        and targets.dtype == torch.int32
+        and target_lengths.dtype == torch.int32
+        and int(target_lengths.max()) < 256
+        and int(target_lengths.max()) <= log_probs.shape[1]
+    )
+
+
+class TrainStrings(Dataset):
+    """Training view over several sources: augment, normalise, widen to the CTC minimum."""
+
+    def __init__(self, sources: list[ImageDataset], model: DenseNetCTC, preprocess, augment: bool) -> None:
+        self.sources = sources
+        self.offsets = np.cumsum([0] + [len(s) for s in sources])
+        self.preprocess = preprocess
+        self.alphabet = Alphabet(model.cfg.alphabet)
+        self.stride = model.stride
+        self.min_width = model.min_width
+        self.augment = augment
+        self._aug = None
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, list[int]]:
+        src = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        sample = self.sources[src][index - int(self.offsets[src])]
+        img = sample.image
+        if self.augment:
+            if self._aug is None:
+                from strings.augment import string_augmenter
+
+                self._aug = string_augmenter(seed=torch.initial_seed() % 2**32)
+            img = self._aug(image=img)["image"]
+        x = normalize(img, self.preprocess)  # (H, W)
+        need = self.min_width(sample.label)
+        if x.shape[1] < need:
+            x = np.pad(x, ((0, 0), (0, need - x.shape[1])))
+        return x, self.alphabet.encode(sample.label)
+
+
+def collate_train(batch: list[tuple[np.ndarray, list[int]]], multiple: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    images, widths = collate_images([b[0] for b in batch], multiple)
+    targets = torch.tensor([k for _, t in batch for k in t], dtype=torch.int32)
+    lengths = torch.tensor([len(t) for _, t in batch], dtype=torch.int32)
+    return images, widths, targets, lengths
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _worker_init(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 1% over max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Split an optimizer state into safetensors-friendly tensors and JSON-friendly rest."""
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"optim.{pid}.{k}"] = v if isinstance(v, Tensor) else torch.tensor(v)
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], groups: list[dict[str, Any]]) -> None:
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _plot(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax1 = plt.subplots(figsize=(7, 4))
+    ax1.plot(steps, [h["train_loss"] for h in history], color="tab:blue", label="train CTC loss")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("train CTC loss", color="tab:blue")
+    ax1.set_yscale("log")
+    ax2 = ax1.twinx()
+    ax2.plot(steps, [h["val_accuracy"] for h in history], color="tab:red", marker=".", label="val accuracy")
+    ax2.set_ylabel("validation string accuracy", color="tab:red")
+    ax2.set_ylim(0, 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _held_out_names(cfg: TrainConfig, fit: ImageDataset) -> set[str]:
+    """File names of the validation crops (the part of the validation set's train split not in ``fit``)."""
+    base = getattr(fit, "base", None)
+    items = getattr(base, "items", None)
+    if items is None:
+        return set()
+    kept = set(fit.indices)  # type: ignore[attr-defined]
+    return {Path(p).name for i, (p, _) in enumerate(items) if i not in kept}
+
+
+def build_sources(cfg: TrainConfig, root: Path, fit: ImageDataset) -> tuple[list[ImageDataset], list[float]]:
+    """Open every training source; the validation dataset's train split is replaced by its fit part."""
+    sources, weights = [], []
+    for src in cfg.sources:
+        if src.dataset == "synth":
+            from strings.synth import Backgrounds, GlyphBank, SynthStrings
+
+            # Digits and paper of the validation crops stay out of the synthetic strings.
+            held_out = _held_out_names(cfg, fit)
+            ds: ImageDataset = SynthStrings(
+                GlyphBank.from_data(root, exclude=held_out),
+                Backgrounds.from_data(root, exclude=held_out),
+                n=cfg.synth_pool,
+                seed=cfg.seed,
+            )
+        elif src.dataset == cfg.validation and src.split == "train":
+            ds = fit
+        else:
+            ds = open_dataset(src.dataset, src.split, root)
+        sources.append(ds)
+        weights.append(src.weight)
+    return sources, weights
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    data_root: str | os.PathLike | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    device: str | None = None,
+    sources: list[ImageDataset] | None = None,
+    validation: ImageDataset | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train a model; returns the final state summary. ``sources``/``validation`` override
+    the datasets named in ``cfg`` (tests pass synthetic ones)."""
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    _seed_everything(cfg.seed)
+    _, pre = MODEL_CONFIGS[cfg.model]
+    model = create_model(cfg.model).to(dev)
+    root = resolve_data_root(data_root)
+    if validation is None or sources is None:
+        fit, val = split_train_val(open_dataset(cfg.validation, "train", root), cfg.val_fraction, cfg.seed)
+        validation = validation or val
+        if sources is None:
+            sources, weights = build_sources(cfg, root, fit)
+    if len(sources) != len(cfg.sources):
+        weights = [1.0] * len(sources)
+    else:
+        weights = [s.weight for s in cfg.sources]
+    data = TrainStrings(sources, model, pre, cfg.augment)
+    per_sample = torch.cat([torch.full((len(s),), w / len(s), dtype=torch.double) for s, w in zip(sources, weights)])
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    use_amp = cfg.amp and dev.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "best_accuracy": -1.0, "bad_evals": 0, "minutes": 0.0}
+    last, best = out / "last.safetensors", out / "best.safetensors"
+    log_path = out / "log.jsonl"
+    history: list[dict[str, Any]] = []
+    if resume and last.is_file():
+        try:
+            m, _, meta, tensors = load_model(last)
+        except CheckpointError as exc:
+            raise CheckpointError(f"cannot resume from {last}: {exc}") from None
+        if m.cfg != model.cfg or m.height != model.height:
+            raise CheckpointError(
+                f"cannot resume from {last}: it holds a different network ({meta.get('train_config', {}).get('model')!r}, "
+                f"{m.cfg}) than config {cfg.model!r} builds; use a new output folder or --no-resume"
+            )
+        model.load_state_dict(m.state_dict())
+        _restore_optimizer(opt, tensors, meta["optimizer"]["param_groups"])
+        torch.set_rng_state(tensors["rng.torch"])
+        state = meta["train_state"]
+        if log_path.is_file():
+            history = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+            history = [h for h in history if h["step"] <= state["step"]]
+            log_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+        log(f"resumed from {last} at step {state['step']} (best val accuracy {state['best_accuracy']:.4f})")
+    elif log_path.is_file():
+        log_path.unlink()  # a fresh run starts a fresh log
+
+    def metadata(metrics: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": out.name,
+            "version": __version__,
+            "train_config": to_dict(cfg),
+            "training_data": [f"{s.name} ({len(s)} samples, weight {w})" for s, w in zip(sources, weights)],
+            "validation_data": f"{validation.name} ({len(validation)} samples)",
+            "validation": metrics,
+            "train_state": state,
+        }
+
+    if dev.type == "cuda":
+        log("cuDNN CTC kernel: " + ("eligible" if torch.backends.cudnn.is_available() else "cuDNN unavailable"))
+    t_start = time.time() - state["minutes"] * 60.0
+    stop_reason = "max_steps"
+    while state["step"] < cfg.max_steps:
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + state["epoch"])
+        n_batches = min(cfg.eval_every, cfg.max_steps - state["step"])
+        sampler = WeightedRandomSampler(per_sample, n_batches * cfg.batch_size, replacement=True, generator=gen)
+        loader = DataLoader(
+            data, batch_size=cfg.batch_size, sampler=sampler, collate_fn=functools.partial(collate_train, multiple=model.stride),
+            num_workers=cfg.num_workers, worker_init_fn=_worker_init, generator=gen,
+            persistent_workers=False,
+        )
+        model.train()
+        losses, inf_count = [], 0
+        bar = tqdm(loader, total=n_batches, desc=f"train step {state['step']}", unit="batch", disable=not progress, leave=False)
+        for images, widths, targets, target_lengths in bar:
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(state["step"], cfg)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
+            loss = ctc_loss(log_probs, targets, target_lengths)
+            if not torch.isfinite(loss) or loss.item() == 0.0 and target_lengths.sum() > 0:
+                inf_count += 1
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            losses.append(loss.item())
+            state["step"] += 1
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        bar.close()
+        state["epoch"] += 1
+        state["minutes"] = (time.time() - t_start) / 60.0
+
+        report = evaluate(Recognizer(model, pre, device=dev), validation, batch_size=64)
+        model.train()
+        metrics = {"accuracy": report.accuracy, "cer": report.cer, "n": report.n}
+        improved = report.accuracy > state["best_accuracy"]
+        if improved:
+            state["best_accuracy"] = report.accuracy
+            state["bad_evals"] = 0
+        else:
+            state["bad_evals"] += 1
+        row = {
+            "step": state["step"], "epoch": state["epoch"], "minutes": round(state["minutes"], 2),
+            "train_loss": float(np.mean(losses)) if losses else float("nan"), "lr": _lr_at(state["step"], cfg),
+            "val_accuracy": report.accuracy, "val_cer": report.cer, "zero_infinity_batches": inf_count,
+        }
+        history.append(row)
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if improved:
+            save_model(best, model, pre, metadata(metrics))
+        opt_tensors, opt_json = _optimizer_tensors(opt)
+        save_model(
+            last, model, pre, {**metadata(metrics), "optimizer": opt_json},
+            tensors={**opt_tensors, "rng.torch": torch.get_rng_state()},
+        )
+        _plot(history, out / "curves.png")
+        log(
+            f"step {state['step']:6d}  {state['minutes']:6.1f} min  loss {row['train_loss']:.4f}  "
+            f"val acc {report.accuracy:.4f}  cer {report.cer:.4f}{'  *' if improved else ''}"
+        )
+        if state["bad_evals"] >= cfg.patience:
+            stop_reason = "early_stopping"
+            break
+        if cfg.max_minutes and state["minutes"] >= cfg.max_minutes:
+            stop_reason = "max_minutes"
+            break
+    return {**state, "stop_reason": stop_reason, "best": str(best), "last": str(last)}

@@ -1,0 +1,50 @@
+"""The bundled default model, when the package ships one."""
+
+from __future__ import annotations
+
+import pytest
+
+import strings
+from conftest import REAL_DATA, render_digits
+from strings.datasets import open_dataset
+from strings.engine import evaluate
+from strings.predictor import BUNDLED_MODELS, WEIGHTS_DIR, resolve_model
+
+needs_bundled = pytest.mark.skipif(
+    not strings.list_models(), reason="no bundled model yet (strings/weights/ is empty and BUNDLED_MODELS lists none)"
+)
+
+
+def test_bundled_registry_is_consistent():
+    """Every registered model is shipped and its recorded sha256 matches (checked by resolve_model)."""
+    for name, (fname, digest) in BUNDLED_MODELS.items():
+        assert len(digest) == 64, name
+        assert (WEIGHTS_DIR / fname).is_file(), f"bundled model {name!r} lists {fname}, which is not in {WEIGHTS_DIR}"
+        assert resolve_model(name) == WEIGHTS_DIR / fname
+    if BUNDLED_MODELS:
+        assert "default" in BUNDLED_MODELS, "strings.load() with no argument needs a 'default' entry"
+
+
+@needs_bundled
+def test_bundled_default_loads_and_reads():
+    rec = strings.load()
+    assert rec.metadata.get("train_config"), "a bundled model records how it was trained"
+    for text in ("1500", "42", "907"):
+        r = rec.recognize(render_digits(text))
+        assert r.text.isdigit() or r.text == ""
+        assert 0.0 <= r.confidence <= 1.0
+        assert len(r.digits) == len(r.text)
+    for name in strings.list_models():
+        assert strings.load(name).model is not None
+
+
+@needs_bundled
+@pytest.mark.skipif(REAL_DATA is None, reason="real data (car-a-partial) not found beside the checkout or in $STRINGS_DATA")
+def test_bundled_default_on_real_car_a_partial():
+    """A real-data sanity check: the first 32 car-a-partial test images (the held-out split)."""
+    from strings.datasets import Subset
+
+    test = open_dataset("car-a-partial", "test", REAL_DATA)
+    report = evaluate(strings.load(), Subset(test, range(32), "car-a-partial-test[:32]"))
+    assert report.n == 32
+    assert report.accuracy >= 0.5, f"bundled model reads only {report.accuracy:.0%} of 32 real CAR-A strings"
