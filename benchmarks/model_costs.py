@@ -42,7 +42,7 @@ def measure(name: str, width_ratio: float, batch: int, repeats: int) -> dict[str
     for i in range(repeats + 1):
         if i == 1:
             t = time.perf_counter()
-        loss = ctc_loss(model(x), targets, lengths)
+        loss, _ = ctc_loss(model(x), targets, lengths)
         opt.zero_grad()
         loss.backward()
         opt.step()

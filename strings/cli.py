@@ -79,6 +79,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "model": rec.metadata.get("path", rec.name),
         "decoder": f"beam{args.beam}" if args.beam else "greedy",
     }
+    if args.reject:
+        from strings.metrics import read_rate_at_error
+
+        detail = read_rate_at_error(report.confidences, report.correct)
+        result["read_rate_at_error"] = {k: v["read_rate"] for k, v in detail.items()}
+        result["read_rate_detail"] = detail
+        if args.plot:
+            _plot_reject(report.confidences, report.correct, args.plot, f"{result['dataset']} [{split}]")
     if args.errors:
         with open(args.errors, "w", encoding="utf-8") as fh:
             fh.write("image\ttruth\tprediction\tconfidence\n")
@@ -92,6 +100,30 @@ def run_benchmark(args: argparse.Namespace) -> int:
             f"CER {report.cer:.4f}, {report.images_per_second:.1f} images/s"
         )
     return 0
+
+
+def _plot_reject(confidences: list[float], correct: list[bool], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from strings.metrics import reject_curve
+
+    read, err, _ = reject_curve(confidences, correct)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(read, [1.0 - e for e in err], color="tab:blue")
+    for target in (0.01, 0.001):
+        ax.axhline(1.0 - target, color="grey", lw=0.8, ls="--")
+        ax.text(0.01, 1.0 - target, f"{target:.1%} error", fontsize=8, va="bottom")
+    ax.set_xlabel("read rate (accepted / all)")
+    ax.set_ylabel("accuracy of accepted")
+    ax.set_title(f"Accuracy vs read rate: {title}")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -159,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.add_argument("--errors", default=None, help="write every miss to this TSV file")
     b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--reject", action="store_true", help="add read rates at 1%%, 0.5%%, 0.1%% error")
+    b.add_argument("--plot", default=None, help="with --reject: write the accuracy-vs-read-rate curve PNG here")
     b.add_argument("--n", type=int, default=None, help="strings to compose (mnist-strings)")
     model_args(b)
     b.set_defaults(func=run_benchmark)

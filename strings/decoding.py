@@ -10,6 +10,7 @@ Confidence, defined once for the whole project:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from strings.alphabet import BLANK, Alphabet
 
-__all__ = ["Decoded", "greedy_decode", "BeamSearchDecoder"]
+__all__ = ["Decoded", "align_spans", "greedy_decode", "BeamSearchDecoder"]
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,24 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor, alphabet: Alphabet) -> lis
     return results
 
 
+def align_spans(log_probs: Tensor, labels: list[int]) -> tuple[tuple[int, int], ...]:
+    """Frame span [start, end) of each label on the best CTC path that spells ``labels``
+    (torchaudio's forced alignment). ``log_probs`` is (T, C) for one item."""
+    if not labels:
+        return ()
+    from torchaudio.functional import forced_align, merge_tokens
+
+    targets = torch.tensor([labels], dtype=torch.int32)  # (1, L)
+    path, scores = forced_align(log_probs[None].float(), targets, blank=BLANK)  # (1, T), (1, T)
+    spans = merge_tokens(path[0], scores[0].exp(), blank=BLANK)
+    return tuple((int(sp.start), int(sp.end)) for sp in spans)
+
+
 class BeamSearchDecoder:
     """CTC prefix beam search through torchaudio's flashlight decoder, with N-best output.
 
-    No lexicon and no language model by default: every digit sequence is allowed.
+    No lexicon and no language model by default: every digit sequence is allowed. Digit spans
+    come from forced alignment of each hypothesis, so they mean the same as greedy spans.
     """
 
     def __init__(self, alphabet: Alphabet, beam_size: int = 10, nbest: int = 1) -> None:
@@ -94,12 +109,9 @@ class BeamSearchDecoder:
             t_len = int(lengths[b])
             readings = []
             for h in item:
-                toks, steps = h.tokens.tolist(), h.timesteps.tolist()
-                # flashlight's timesteps count a leading silence frame: shift back by one.
-                keep = [(k, min(max(int(t) - 1, 0), max(t_len - 1, 0))) for k, t in zip(toks, steps) if k != BLANK]
-                chars = [k for k, _ in keep]
-                spans = tuple((t, t + 1) for _, t in keep)
-                char_conf = tuple(float(probs[b, t, k]) for k, t in keep)
-                readings.append(Decoded(self.alphabet.decode(chars), float(torch.tensor(h.score).exp()), char_conf, spans))
+                chars = [k for k in h.tokens.tolist() if k != BLANK]
+                spans = align_spans(lp[b, :t_len], chars)
+                char_conf = tuple(float(probs[b, s:e, k].max()) for k, (s, e) in zip(chars, spans))
+                readings.append(Decoded(self.alphabet.decode(chars), math.exp(h.score), char_conf, spans))
             out.append(readings)
         return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["edit_distance", "StringMetrics"]
+__all__ = ["edit_distance", "StringMetrics", "reject_curve", "read_rate_at_error"]
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -50,3 +50,46 @@ class StringMetrics:
     def reset(self) -> None:
         self.n = self.correct = self.edits = self.ref_chars = 0
         self.misses.clear()
+
+
+def reject_curve(confidences: list[float], correct: list[bool]) -> tuple[list[float], list[float], list[float]]:
+    """Accept the most confident first: for every number accepted k = 1..n, the read rate k/n,
+    the error rate among the accepted, and the confidence threshold that accepts them."""
+    order = sorted(range(len(confidences)), key=lambda i: -confidences[i])
+    n = len(order)
+    read, err, thr = [], [], []
+    wrong = 0
+    for k, i in enumerate(order, 1):
+        wrong += not correct[i]
+        read.append(k / n)
+        err.append(wrong / k)
+        thr.append(confidences[i])
+    return read, err, thr
+
+
+def read_rate_at_error(
+    confidences: list[float], correct: list[bool], targets: tuple[float, ...] = (0.01, 0.005, 0.001)
+) -> dict[str, dict[str, float]]:
+    """For each target error rate: the largest read rate whose accepted set errs at most that
+    often, the threshold that gives it, and a 95% Clopper-Pearson upper bound on the true error
+    rate of that accepted set (few test images make the measured error rate uncertain)."""
+    from scipy.stats import beta
+
+    read, err, thr = reject_curve(confidences, correct)
+    out: dict[str, dict[str, float]] = {}
+    n = len(read)
+    for t in targets:
+        ok = [k for k in range(n) if err[k] <= t + 1e-12]
+        # ties: a threshold must accept all items with the same confidence or none of them
+        ok = [k for k in ok if k + 1 == n or thr[k + 1] < thr[k]]
+        if not ok:
+            out[f"{t:g}"] = {"read_rate": 0.0, "threshold": 1.0, "errors": 0, "accepted": 0, "error_upper95": 1.0}
+            continue
+        k = max(ok)
+        accepted = k + 1
+        errors = round(err[k] * accepted)
+        upper = float(beta.ppf(0.975, errors + 1, accepted - errors)) if errors < accepted else 1.0
+        out[f"{t:g}"] = {
+            "read_rate": read[k], "threshold": thr[k], "errors": errors, "accepted": accepted, "error_upper95": upper,
+        }
+    return out

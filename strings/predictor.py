@@ -21,13 +21,16 @@ import numpy as np
 import torch
 
 from strings.alphabet import Alphabet
+from strings.boxes import digit_boxes
 from strings.checkpoint import CheckpointError, load_model, sha256_file
 from strings.config import PreprocessConfig
 from strings.decoding import BeamSearchDecoder, Decoded, greedy_decode
 from strings.models import DenseNetCTC
-from strings.transforms import ImageInput, collate_images, load_image, normalize
+from strings.transforms import ImageInput, InvalidImageError, collate_images, load_image, normalize
 
-__all__ = ["BUNDLED_MODELS", "DigitReading", "Reading", "Recognizer", "list_models", "load", "resolve_model"]
+__all__ = [
+    "BUNDLED_MODELS", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
+]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -65,6 +68,19 @@ class Reading:
         d = asdict(self)
         d["digits"] = [{**x, "box": list(x["box"])} for x in d["digits"]]
         return d
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """An item of ``Recognizer.recognize_many`` that could not be read: ``source`` is its path
+    (``"[i]"``, its index, for an in-memory item) and ``error`` the message of the
+    ``InvalidImageError`` / ``FileNotFoundError`` it raised, which names the item."""
+
+    source: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def list_models() -> list[str]:
@@ -127,18 +143,9 @@ class Recognizer:
         log_probs = self.model(batch.to(self.device), widths)  # (B, T, C)
         return self._decode(log_probs, self.model.output_lengths(widths))
 
-    def _reading(self, dec: Decoded, shape: tuple[int, int], width: int, source: str) -> Reading:
-        h0, w0 = shape
-        scale = w0 / width  # original pixels per normalised pixel
-        stride = self.model.stride
-        digits = tuple(
-            DigitReading(
-                ch,
-                conf,
-                (int(s * stride * scale), 0, min(w0, int(round(e * stride * scale))), h0),
-            )
-            for ch, conf, (s, e) in zip(dec.text, dec.char_confidences, dec.spans)
-        )
+    def _reading(self, dec: Decoded, grey_shape: tuple[int, int], ink: np.ndarray, source: str) -> Reading:
+        boxes = digit_boxes(ink, dec.spans, self.model.stride, grey_shape)
+        digits = tuple(DigitReading(ch, conf, box) for ch, conf, box in zip(dec.text, dec.char_confidences, boxes))
         return Reading(dec.text, dec.confidence, digits, source)
 
     def recognize(self, image: ImageInput) -> Reading:
@@ -162,7 +169,60 @@ class Recognizer:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             for i, dec in zip(idx, self._read_normalized([normed[i] for i in idx])):
-                out[i] = self._reading(dec, greys[i].shape, normed[i].shape[1], sources[i])
+                out[i] = self._reading(dec, greys[i].shape, normed[i], sources[i])
+        return out  # type: ignore[return-value]
+
+
+    # recognize_many reads its items in chunks: at most this many items, or this many pixels
+    # of decoded images, are held at once (the widths of a chunk are sorted to limit padding).
+    _CHUNK_BATCHES = 4
+    _CHUNK_PIXELS = 64_000_000
+
+    def recognize_many(self, items: Iterable[ImageInput], batch_size: int = 64) -> list[Reading | ItemError]:
+        """Read many images, going on past the ones that cannot be read.
+
+        Returns one result per item, in order: a ``Reading``, or an ``ItemError`` for an item
+        that ``load_image`` refused (missing file, corrupt or unsupported image, bad array).
+        ``items`` may be a generator; decoded images are held a chunk at a time.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        out: list[Reading | ItemError | None] = []
+        chunk: list[tuple[int, np.ndarray, str]] = []
+        pixels = 0
+
+        def flush() -> None:
+            if not chunk:
+                return
+            greys, sources = [g for _, g, _ in chunk], [s for _, _, s in chunk]
+            try:
+                readings: list[Reading | ItemError] = list(self.recognize_greys(greys, sources, batch_size))
+            except InvalidImageError:  # should not happen after load_image; find the item, keep the rest
+                readings = []
+                for (i, g, s) in chunk:
+                    try:
+                        readings.append(self.recognize_greys([g], [s], 1)[0])
+                    except InvalidImageError as exc:
+                        readings.append(ItemError(s or f"[{i}]", str(exc)))
+            for (i, _, _), r in zip(chunk, readings):
+                out[i] = r
+            chunk.clear()
+
+        for i, item in enumerate(items):
+            source = _source(item)
+            try:
+                grey = load_image(item)
+            except (InvalidImageError, OSError, MemoryError) as exc:  # OSError includes FileNotFoundError
+                msg = str(exc) if not isinstance(exc, MemoryError) else "out of memory while loading"
+                out.append(ItemError(source or f"[{i}]", msg))
+                continue
+            out.append(None)
+            chunk.append((i, grey, source))
+            pixels += grey.size
+            if len(chunk) >= batch_size * self._CHUNK_BATCHES or pixels >= self._CHUNK_PIXELS:
+                flush()
+                pixels = 0
+        flush()
         return out  # type: ignore[return-value]
 
 

@@ -3,11 +3,25 @@
 Convention: loaders return dark ink on a light background (how documents look), as a 2-D
 uint8 array. ``normalize`` turns that into model input: ink bright in [0, 1], background 0, so
 that zero padding on the right is background.
+
+Bad input never escapes as a library error (OpenCV, Pillow, numpy): ``load_image`` and
+``normalize`` raise ``FileNotFoundError`` (no such file) or ``InvalidImageError`` (anything
+else wrong with the item), and the message names the item. Limits, checked before any pixel
+is decoded:
+
+- ``MAX_PIXELS``: width x height, read from the file header (decompression bombs) or from the
+  array / PIL image;
+- ``MAX_FILE_BYTES``: the size of an image file;
+- ``IMAGE_FORMATS``: the only file formats decoded (PNG, JPEG, BMP, TIFF, WebP, PNM, GIF,
+  JPEG 2000, Sun raster: those both Pillow, which checks the header, and OpenCV, which
+  decodes the pixels, read).
 """
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 from pathlib import Path
 from typing import Any, Union
 
@@ -18,44 +32,122 @@ from torch import Tensor
 
 from strings.config import PreprocessConfig
 
-__all__ = ["ImageInput", "InvalidImageError", "MAX_PIXELS", "load_image", "normalize", "collate_images"]
+__all__ = [
+    "IMAGE_FORMATS",
+    "ImageInput",
+    "InvalidImageError",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "collate_images",
+    "display_name",
+    "load_image",
+    "normalize",
+]
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL.Image.Image
 
 # Refuse images above this many pixels before decoding them (decompression bombs).
 MAX_PIXELS = 50_000_000
+# Refuse image files above this many bytes before reading them (a 50-Mpixel 16-bit RGBA TIFF fits).
+MAX_FILE_BYTES = 512 * 1024 * 1024
+# Pillow format names whose header is read to check the size; OpenCV then decodes the pixels.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "WEBP", "PPM", "GIF", "JPEG2000", "SUN")
 
 
 class InvalidImageError(ValueError):
     """An input that cannot be read as an image; the message names the item."""
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the file header without decoding pixels, or None if unknown."""
-    try:
-        from PIL import Image
+def display_name(name: str | bytes | os.PathLike) -> str:
+    """``name`` as text that can always be printed: characters that are not printable (control
+    characters, the lone surrogates Python uses for non-UTF-8 bytes in file names) are
+    backslash-escaped; every other character is kept as is."""
+    text = os.fsdecode(name) if isinstance(name, (bytes, os.PathLike)) else str(name)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in text)
 
-        with Image.open(path) as im:
-            return im.size
-    except Exception:
-        return None
+
+def _header_size(data: bytes, name: str) -> tuple[int, int]:
+    """(width, height) from the file header, without decoding pixels.
+
+    Pillow's plugins are called directly, without ``Image.open``: its own decompression-bomb
+    check would raise (or warn) with a message that does not name the item, and would make
+    very large headers look unreadable instead of too large. Raises ``InvalidImageError``
+    when no format of ``IMAGE_FORMATS`` recognises the header.
+    """
+    from PIL import Image
+
+    Image.init()
+    prefix = data[:16]
+    for fmt in IMAGE_FORMATS:
+        entry = Image.OPEN.get(fmt)
+        if entry is None:
+            continue
+        factory, accept = entry
+        try:
+            if accept is not None:
+                accepted = accept(prefix)
+                if isinstance(accepted, str) or not accepted:  # str: Pillow's "recognised but unsupported"
+                    continue
+            im = factory(io.BytesIO(data), name)
+            try:
+                w, h = (int(v) for v in im.size)
+            finally:
+                im.close()
+        except Exception:  # a corrupt header: another format may still claim the file
+            continue
+        return w, h
+    raise InvalidImageError(f"{name}: not a readable image (unrecognised or corrupt header)")
+
+
+def _check_pixels(w: int, h: int, name: str) -> None:
+    if w <= 0 or h <= 0:
+        raise InvalidImageError(f"{name}: empty image ({w}x{h})")
+    if w * h > MAX_PIXELS:
+        raise InvalidImageError(f"{name}: {w}x{h} exceeds the {MAX_PIXELS:,}-pixel limit")
 
 
 def _from_path(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise FileNotFoundError(f"image not found: {path}")
-    if path.is_dir():
-        raise InvalidImageError(f"{path}: is a directory, not an image")
-    if path.stat().st_size == 0:
-        raise InvalidImageError(f"{path}: empty file")
-    size = _header_size(path)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise InvalidImageError(f"{path}: {size[0]}x{size[1]} exceeds the {MAX_PIXELS:,}-pixel limit")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    name = display_name(path)
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"image not found: {name}") from None
+    except ValueError:  # an embedded NUL character
+        raise InvalidImageError(f"{name}: not a valid file name") from None
+    except OSError as exc:
+        raise InvalidImageError(f"{name}: cannot access ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InvalidImageError(f"{name}: is a directory, not an image")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or a device could block or never end
+        raise InvalidImageError(f"{name}: not a regular file")
+    if st.st_size == 0:
+        raise InvalidImageError(f"{name}: empty file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise InvalidImageError(f"{name}: {st.st_size:,} bytes exceeds the {MAX_FILE_BYTES:,}-byte file limit")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidImageError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    except MemoryError:
+        raise InvalidImageError(f"{name}: out of memory while reading the file") from None
+    if not data:
+        raise InvalidImageError(f"{name}: empty file")
+    if len(data) > MAX_FILE_BYTES:
+        raise InvalidImageError(f"{name}: exceeds the {MAX_FILE_BYTES:,}-byte file limit")
+    _check_pixels(*_header_size(data, name), name)  # before a single pixel is decoded
+    try:
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+        raise InvalidImageError(f"{name}: not a readable image ({detail})") from None
+    except MemoryError:
+        raise InvalidImageError(f"{name}: out of memory while decoding") from None
     if img is None:
-        raise InvalidImageError(f"{path}: not a readable image")
-    return _from_array(img, str(path), bgr=True)
+        raise InvalidImageError(f"{name}: not a readable image")
+    return _from_array(img, name, bgr=True)
 
 
 def _from_array(arr: np.ndarray, name: str, bgr: bool = False) -> np.ndarray:
@@ -67,6 +159,8 @@ def _from_array(arr: np.ndarray, name: str, bgr: bool = False) -> np.ndarray:
         raise InvalidImageError(f"{name}: empty image of shape {arr.shape}")
     if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
         raise InvalidImageError(f"{name}: {arr.shape[1]}x{arr.shape[0]} exceeds the {MAX_PIXELS:,}-pixel limit")
+    if arr.dtype.kind in "uf" and not arr.dtype.isnative:  # big-endian data: same values, native order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype == np.uint16:
         arr = (arr >> 8).astype(np.uint8)
     elif arr.dtype in (np.float32, np.float64):
@@ -85,37 +179,77 @@ def _from_array(arr: np.ndarray, name: str, bgr: bool = False) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _from_pil(im: Any, name: str) -> np.ndarray:
+    try:
+        w, h = (int(v) for v in im.size)
+    except Exception:
+        raise InvalidImageError(f"{name}: PIL image without a valid size") from None
+    _check_pixels(w, h, name)  # before a lazily opened image decodes its pixels
+    mode = getattr(im, "mode", "?")
+    try:
+        if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+            arr = np.asarray(im).astype(np.int64)
+            if arr.size and arr.max() > 255:
+                arr = arr >> 8
+            return _from_array(arr.clip(0, 255).astype(np.uint8), name)
+        if mode in ("La", "RGBa"):  # premultiplied alpha: undo it first
+            im = im.convert("LA" if mode == "La" else "RGBA")
+        if im.mode not in ("L", "RGB", "RGBA"):
+            im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+        arr = np.asarray(im)
+    except InvalidImageError:
+        raise
+    except MemoryError:
+        raise InvalidImageError(f"{name}: out of memory while decoding") from None
+    except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError... on truncated or odd images
+        raise InvalidImageError(f"{name}: cannot decode PIL image of mode {mode!r} ({type(exc).__name__}: {exc})") from None
+    return _from_array(arr, name)
+
+
+def _is_pil_image(item: Any) -> bool:
+    """A PIL image, recognised without importing PIL."""
+    return type(item).__module__.startswith("PIL.") and hasattr(item, "mode") and hasattr(item, "convert")
+
+
 def load_image(item: ImageInput, name: str | None = None) -> np.ndarray:
     """Any supported input to a 2-D uint8 grey image (dark ink on light paper).
 
     Accepts a path, a numpy array (grey, RGB or RGBA; uint8, uint16 or float in [0, 1]) or a
-    PIL image. Raises ``FileNotFoundError`` or ``InvalidImageError`` with the item's name.
+    PIL image. Raises ``FileNotFoundError`` or ``InvalidImageError`` with the item's name
+    (``name`` if given); see the module docstring for the limits.
     """
     if isinstance(item, (str, os.PathLike)):
-        return _from_path(Path(item))
+        try:
+            path = Path(item)
+        except TypeError:  # an os.PathLike whose __fspath__ gives bytes or something else
+            try:
+                path = Path(os.fsdecode(item))
+            except TypeError:
+                raise InvalidImageError(f"{type(item).__name__}: not a valid path") from None
+        return _from_path(path)
     if isinstance(item, np.ndarray):
-        return _from_array(item, name or f"array{item.shape}")
-    if hasattr(item, "mode") and hasattr(item, "convert"):  # PIL image, without importing PIL eagerly
-        im = item
-        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(im, dtype=np.uint32)
-            arr = (arr >> 8).clip(0, 255).astype(np.uint8) if arr.max() > 255 else arr.astype(np.uint8)
-            return _from_array(arr, name or "PIL image")
-        if im.mode not in ("L", "RGB", "RGBA"):
-            im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-        return _from_array(np.asarray(im), name or "PIL image")
-    raise InvalidImageError(f"{name or type(item).__name__}: unsupported input type {type(item).__name__}")
+        return _from_array(item, display_name(name) if name else f"array{item.shape}")
+    if _is_pil_image(item):
+        return _from_pil(item, display_name(name) if name else "PIL image")
+    raise InvalidImageError(f"{display_name(name) if name else type(item).__name__}: unsupported input type {type(item).__name__}")
 
 
-def normalize(grey: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+def normalize(grey: np.ndarray, cfg: PreprocessConfig, name: str | None = None) -> np.ndarray:
     """uint8 dark-on-light (H0, W0) -> float32 ink-bright (height, W), aspect ratio kept.
 
     The contrast stretch between two grey-level percentiles makes faint pencil and dark
-    ballpoint look alike, and makes the background exactly 0.
+    ballpoint look alike, and makes the background exactly 0. Any size from 1x1 up is
+    accepted; an input that is not a non-empty 2-D uint8 array goes through ``load_image``
+    first, so it is converted (uint16, float in [0, 1], RGB...) or refused with
+    ``InvalidImageError`` naming ``name``.
     """
+    if not isinstance(grey, np.ndarray):
+        raise InvalidImageError(f"{display_name(name) if name else type(grey).__name__}: normalize needs a numpy array")
+    if not (grey.ndim == 2 and grey.dtype == np.uint8 and grey.size):
+        grey = load_image(grey, name)
     h0, w0 = grey.shape
     width = int(round(w0 * cfg.height / h0))
-    width = min(max(width, cfg.min_width), cfg.max_width)
+    width = max(1, min(max(width, cfg.min_width), cfg.max_width))
     interp = cv2.INTER_AREA if h0 > cfg.height else cv2.INTER_LINEAR
     img = cv2.resize(grey, (width, cfg.height), interpolation=interp).astype(np.float32)
     lo, hi = (float(v) for v in np.percentile(img, (cfg.low_percentile, cfg.high_percentile)))

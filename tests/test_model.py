@@ -99,11 +99,12 @@ def test_min_width_is_exactly_feasible_for_ctc(tiny, label):
 def test_ctc_loss_helper_finite_and_zero_infinity(tiny):
     lp = tiny(torch.rand(2, 1, 16, 24))  # T = 6
     targets = torch.tensor([2, 3, 4, 5, 6, 7, 8, 9, 10], dtype=torch.int32)
-    ok = ctc_loss(lp, targets[:3], torch.tensor([1, 2], dtype=torch.int32))
-    assert torch.isfinite(ok) and ok > 0
+    ok, n_inf = ctc_loss(lp, targets[:3], torch.tensor([1, 2], dtype=torch.int32))
+    assert torch.isfinite(ok) and ok > 0 and n_inf == 0
     ok.backward()
-    impossible = ctc_loss(lp, targets, torch.tensor([1, 8], dtype=torch.int32))  # 8 labels in 6 frames
+    impossible, n_inf = ctc_loss(lp.detach(), targets, torch.tensor([1, 8], dtype=torch.int32))  # 8 labels in 6 frames
     assert torch.isfinite(impossible)
+    assert n_inf == 1  # counted, so the training log shows how often zero_infinity fired
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 32, 40), (1, 1, 15, 40), (1, 3, 16, 40), (1, 16, 40), (16, 40)])

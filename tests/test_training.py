@@ -44,7 +44,7 @@ def test_training_smoke_run(trained_run):
     assert result["step"] == 300 and result["stop_reason"] == "max_steps"
     assert result["best_accuracy"] == max(r["val_accuracy"] for r in rows)
     assert result["best_accuracy"] >= 0.5, "the tiny model should learn clean synthetic strings"
-    assert all(r["zero_infinity_batches"] == 0 for r in rows)
+    assert all(r["infinite_losses"] == 0 for r in rows)
 
 
 def test_training_checkpoints_describe_the_run(trained_run):
@@ -123,7 +123,7 @@ def test_resume_after_kill_9(tmp_path):
     # The checkpoint written before the crash is intact.
     _, _, meta, tensors = load_model(out / "last.safetensors")
     saved_step = meta["train_state"]["step"]
-    assert saved_step >= 40 and saved_step % 10 == 0
+    assert saved_step >= 30 and saved_step % 10 == 0  # the log row of step 40 may precede its checkpoint
     assert "rng.torch" in tensors
     first_loss = read_log(out)[0]["train_loss"]
 
@@ -243,6 +243,13 @@ def test_lr_schedule():
     decay = [_lr_at(s, cfg) for s in range(10, 111)]
     assert decay == sorted(decay, reverse=True)
     assert decay[-1] == pytest.approx(1e-5)
+
+
+def test_lr_schedule_anneals_by_the_time_budget():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=10_000, max_minutes=20.0)
+    assert _lr_at(50, cfg, minutes=20.0) == pytest.approx(1e-5)  # budget spent: fully annealed
+    assert _lr_at(50, cfg, minutes=10.0) == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))  # halfway in time
+    assert _lr_at(50, cfg, minutes=0.0) == pytest.approx(_lr_at(50, TrainConfig(lr=1e-3, warmup_steps=10, max_steps=10_000)))
 
 
 def test_train_config_files(tmp_path):

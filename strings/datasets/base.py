@@ -68,6 +68,11 @@ class ArrayDataset(ImageDataset):
     black) are inverted on access so every reader yields the same polarity."""
 
     def __init__(self, images: np.ndarray, labels: Sequence[str], name: str, ink_bright: bool) -> None:
+        if not isinstance(images, np.ndarray) or images.ndim != 3 or images.dtype != np.uint8:
+            got = f"{images.dtype} array of shape {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+            raise DatasetError(f"{name}: images must be a uint8 array of shape (N, H, W), got {got}")
+        if images.shape[1] == 0 or images.shape[2] == 0:
+            raise DatasetError(f"{name}: empty images of shape {images.shape[1:]}")
         if len(images) != len(labels):
             raise DatasetError(f"{name}: {len(images)} images but {len(labels)} labels")
         self.images = images

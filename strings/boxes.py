@@ -1,0 +1,56 @@
+"""Digit boxes from CTC frame spans.
+
+CTC emits each digit as a spike one or two frames wide, usually inside the digit but not
+covering it. A digit's box is therefore built from the spikes of the whole string: the string's
+ink is cut halfway between neighbouring spikes, and each piece is tightened to the ink it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["INK_THRESHOLD", "digit_boxes"]
+
+INK_THRESHOLD = 0.35  # normalised ink level (0 paper .. 1 darkest) that counts as a stroke
+
+
+def digit_boxes(
+    ink: np.ndarray, spans: Sequence[tuple[int, int]], stride: int, original_shape: tuple[int, int]
+) -> list[tuple[int, int, int, int]]:
+    """Boxes (x0, y0, x1, y1) in the original image's pixels, one per span.
+
+    Args:
+        ink: (H, W) normalised image (ink bright), as fed to the model.
+        spans: per digit, its frame range [start, end).
+        stride: input columns per output frame.
+        original_shape: (H0, W0) of the image before normalisation.
+    """
+    if not spans:
+        return []
+    h, w = ink.shape
+    h0, w0 = original_shape
+    sx, sy = w0 / w, h0 / h
+    strokes = ink >= INK_THRESHOLD  # (H, W)
+    cols = np.flatnonzero(strokes.any(axis=0))
+    centres = [(s + e) / 2.0 * stride for s, e in spans]  # normalised columns
+    left = float(cols[0]) if len(cols) else 0.0
+    right = float(cols[-1] + 1) if len(cols) else float(w)
+    cuts = [min(left, centres[0])] + [(a + b) / 2.0 for a, b in zip(centres, centres[1:])] + [max(right, centres[-1])]
+    boxes = []
+    for k in range(len(spans)):
+        a, b = int(np.floor(cuts[k])), int(np.ceil(cuts[k + 1]))
+        a, b = max(0, min(a, w - 1)), max(1, min(b, w))
+        if b <= a:
+            b = a + 1
+        piece = strokes[:, a:b]  # (H, b - a)
+        ys, xs = np.nonzero(piece)
+        if len(xs):
+            x0, x1, y0, y1 = a + xs.min(), a + xs.max() + 1, ys.min(), ys.max() + 1
+        else:  # no ink: fall back to the cut and the full height
+            x0, x1, y0, y1 = a, b, 0, h
+        boxes.append(
+            (int(np.floor(x0 * sx)), int(np.floor(y0 * sy)), int(min(w0, np.ceil(x1 * sx))), int(min(h0, np.ceil(y1 * sy))))
+        )
+    return boxes
