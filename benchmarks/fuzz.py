@@ -288,7 +288,7 @@ def _worker_main(conn, workdir: str) -> None:
             tb = traceback.extract_tb(cause.__traceback__)
             where = next((f"{Path(f.filename).name}:{f.lineno}" for f in reversed(tb) if "/strings/" in f.filename), "")
             # digits masked so that one bug is one signature, whatever the numbers in its message
-            conn.send(("crash", f"{type(exc).__name__}: {re.sub(r'[0-9]+', 'N', str(exc))[:120]} @ {where}"))
+            conn.send(("crash", f"{type(exc).__name__}: {re.sub(r'[0-9]+', 'N', str(exc))[:48]} @ {where}"))
 
 
 class _Pool:

@@ -55,6 +55,9 @@ class Alphabet:
 
     def decode(self, indices: list[int]) -> str:
         """Class indices (no blanks) back to text."""
+        for i in indices:
+            if not 1 <= i <= len(self.symbols):
+                raise ValueError(f"class index {i} is not a symbol of {self.symbols!r} (the blank is 0)")
         return "".join(self.symbols[i - 1] for i in indices)
 
     def is_valid(self, text: str) -> bool:

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 
-__all__ = ["INK_THRESHOLD", "digit_boxes"]
+__all__ = ["DIGIT_ASPECT", "INK_THRESHOLD", "digit_boxes"]
 
 INK_THRESHOLD = 0.35  # normalised ink level (0 paper .. 1 darkest) that counts as a stroke
+DIGIT_ASPECT = 0.7  # width / height of a typical handwritten digit, when there is no pitch to measure
+MAIN_SHARE = 0.3  # strokes at least this share of the largest one's area belong to the digit
+
+
+def _main_strokes(piece: np.ndarray) -> np.ndarray:
+    """The digit's own strokes in a slice: the largest connected stroke and those of comparable
+    size; specks, dots and the slivers of underlines or neighbours are dropped."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(piece.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return piece
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= MAIN_SHARE * areas.max()) + 1
+    return np.isin(labels, keep)
 
 
 def digit_boxes(
@@ -37,14 +51,19 @@ def digit_boxes(
     centres = [(s + e) / 2.0 * stride for s, e in spans]  # normalised columns
     left = float(cols[0]) if len(cols) else 0.0
     right = float(cols[-1] + 1) if len(cols) else float(w)
-    cuts = [min(left, centres[0])] + [(a + b) / 2.0 for a, b in zip(centres, centres[1:])] + [max(right, centres[-1])]
+    # The outer digits reach at most half a digit pitch beyond their spikes, so a leading "#"
+    # or a trailing "-" is not taken into their boxes.
+    half = (float(np.median(np.diff(centres))) if len(centres) > 1 else float(h) * DIGIT_ASPECT) / 2.0
+    first = max(min(left, centres[0]), centres[0] - half)
+    last = min(max(right, centres[-1]), centres[-1] + half)
+    cuts = [first] + [(a + b) / 2.0 for a, b in zip(centres, centres[1:])] + [last]
     boxes = []
     for k in range(len(spans)):
         a, b = int(np.floor(cuts[k])), int(np.ceil(cuts[k + 1]))
         a, b = max(0, min(a, w - 1)), max(1, min(b, w))
         if b <= a:
             b = a + 1
-        piece = strokes[:, a:b]  # (H, b - a)
+        piece = _main_strokes(strokes[:, a:b])  # (H, b - a)
         ys, xs = np.nonzero(piece)
         if len(xs):
             x0, x1, y0, y1 = a + xs.min(), a + xs.max() + 1, ys.min(), ys.max() + 1

@@ -24,6 +24,7 @@ from strings.models import DenseNetCTC, create_model
 __all__ = ["FORMAT", "CheckpointError", "atomic_write", "save_model", "load_model", "read_metadata", "sha256_file"]
 
 FORMAT = "strings.densenet_ctc/1"
+MAX_HEIGHT = 256  # input height bound for untrusted metadata
 META_KEY = "strings"
 
 
@@ -116,9 +117,12 @@ def load_model(path: str | os.PathLike) -> tuple[DenseNetCTC, PreprocessConfig, 
         raise CheckpointError(f"{path}: metadata does not describe a model this version can build ({exc})") from None
     if model_cfg.alphabet != meta["alphabet"]:
         raise CheckpointError(f"{path}: alphabet {meta['alphabet']!r} disagrees with the model config's {model_cfg.alphabet!r}")
-    if int(meta["height"]) != pre.height:
-        raise CheckpointError(f"{path}: model height {meta['height']} disagrees with preprocessing height {pre.height}")
-    model = create_model(model_cfg=model_cfg, height=int(meta["height"]))
+    if not isinstance(meta["height"], int) or not 8 <= meta["height"] <= MAX_HEIGHT or meta["height"] != pre.height:
+        raise CheckpointError(f"{path}: model height {meta['height']!r} is not an integer in 8..{MAX_HEIGHT} equal to the preprocessing height {pre.height}")
+    try:
+        model = create_model(model_cfg=model_cfg, height=meta["height"])
+    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+        raise CheckpointError(f"{path}: metadata describes a network that cannot be built ({exc})") from None
     tensors = load_file(str(path))
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     expected = model.state_dict()

@@ -24,25 +24,24 @@ def _print_json(obj: Any) -> None:
 
 
 def run_recognize(args: argparse.Namespace) -> int:
-    from strings.predictor import load
-    from strings.transforms import InvalidImageError, load_image
+    """Read each image; an unreadable one is reported and the rest are still read."""
+    from strings.predictor import ItemError, load
+    from strings.transforms import display_name
 
     rec = load(args.model, beam_size=args.beam)
     failures = 0
-    for item in args.images:
-        try:
-            reading = rec.recognize_greys([load_image(item)], [item])[0]
-        except (FileNotFoundError, InvalidImageError) as exc:
+    for item, result in zip(args.images, rec.recognize_many(args.images)):
+        name = display_name(item)
+        if isinstance(result, ItemError):
             failures += 1
             if args.json:
-                _print_json({"image": item, "error": str(exc)})
+                _print_json({"image": name, "error": result.error})
             else:
-                print(f"error: {exc}", file=sys.stderr)
-            continue
-        if args.json:
-            _print_json({"image": item, **reading.to_dict()})
+                print(f"error: {result.error}", file=sys.stderr)
+        elif args.json:
+            _print_json({**result.to_dict(), "image": name, "source": name})
         else:
-            print(f"{item}\t{reading.text}\t{reading.confidence:.4f}")
+            print(f"{name}\t{result.text}\t{result.confidence:.4f}")
     return 1 if failures else 0
 
 
@@ -103,15 +102,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def _plot_reject(confidences: list[float], correct: list[bool], path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from strings.metrics import reject_curve
 
     read, err, _ = reject_curve(confidences, correct)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     ax.plot(read, [1.0 - e for e in err], color="tab:blue")
     for target in (0.01, 0.001):
         ax.axhline(1.0 - target, color="grey", lw=0.8, ls="--")
@@ -123,7 +122,6 @@ def _plot_reject(confidences: list[float], correct: list[bool], path: str, title
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -232,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (FileNotFoundError, DatasetError, CheckpointError, ValueError) as exc:
+    except (FileNotFoundError, DatasetError, CheckpointError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -38,14 +38,16 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor, alphabet: Alphabet) -> lis
         log_probs: (B, T, C) log-softmax outputs.
         lengths: (B,) valid frames per item (frames past it are padding).
     """
-    probs = log_probs.detach().float().exp().cpu()  # (B, T, C)
-    best_p, best = probs.max(dim=-1)  # (B, T), (B, T)
+    lp = log_probs.detach().cpu()
+    if lp.dtype != torch.float64:
+        lp = lp.float()
+    best_lp, best = lp.max(dim=-1)  # (B, T), (B, T)
+    probs = lp.exp()  # (B, T, C)
     results = []
-    for b in range(probs.shape[0]):
+    for b in range(lp.shape[0]):
         t_len = int(lengths[b])
         path = best[b, :t_len].tolist()
-        path_p = best_p[b, :t_len]
-        conf = float(torch.exp(torch.log(path_p.clamp_min(1e-30)).sum())) if t_len else 0.0
+        conf = float(best_lp[b, :t_len].sum().exp()) if t_len else 0.0
         chars: list[int] = []
         spans: list[tuple[int, int]] = []
         prev = BLANK
@@ -101,8 +103,8 @@ class BeamSearchDecoder:
 
     def __call__(self, log_probs: Tensor, lengths: Tensor) -> list[list[Decoded]]:
         """(B, T, C) log-probs and (B,) lengths -> for each item, its N best readings."""
-        lp = log_probs.detach().float().cpu().contiguous()
-        probs = lp.exp()
+        lp = log_probs.detach().float().cpu().contiguous()  # the flashlight decoder takes float32
+        probs = log_probs.detach().cpu().exp()
         hyps = self._decoder(lp, lengths.to(torch.int32).cpu())
         out = []
         for b, item in enumerate(hyps):
@@ -112,6 +114,6 @@ class BeamSearchDecoder:
                 chars = [k for k in h.tokens.tolist() if k != BLANK]
                 spans = align_spans(lp[b, :t_len], chars)
                 char_conf = tuple(float(probs[b, s:e, k].max()) for k, (s, e) in zip(chars, spans))
-                readings.append(Decoded(self.alphabet.decode(chars), math.exp(h.score), char_conf, spans))
+                readings.append(Decoded(self.alphabet.decode(chars), min(1.0, math.exp(h.score)), char_conf, spans))
             out.append(readings)
         return out

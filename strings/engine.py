@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from strings import __version__
 from strings.alphabet import Alphabet
-from strings.checkpoint import CheckpointError, load_model, save_model
+from strings.checkpoint import CheckpointError, atomic_write, load_model, save_model
 from strings.config import TrainConfig, to_dict
 from strings.datasets import ImageDataset, open_dataset, resolve_data_root, split_train_val
 from strings.metrics import StringMetrics
@@ -127,6 +127,13 @@ class TrainStrings(Dataset):
         self.stride = model.stride
         self.min_width = model.min_width
         self.augment = augment
+        self._aug: Any = None
+        self._aug_seed = 0
+
+    def reseed(self, seed: int) -> None:
+        """Restart the augmentation stream; called per period (and per worker) so that a
+        resumed run augments exactly as an uninterrupted one would."""
+        self._aug_seed = seed
         self._aug = None
 
     def __len__(self) -> int:
@@ -140,7 +147,7 @@ class TrainStrings(Dataset):
             if self._aug is None:
                 from strings.augment import string_augmenter
 
-                self._aug = string_augmenter(seed=torch.initial_seed() % 2**32)
+                self._aug = string_augmenter(seed=self._aug_seed)
             img = self._aug(image=img)["image"]
         x = normalize(img, self.preprocess)  # (H, W)
         need = self.min_width(sample.label)
@@ -163,9 +170,12 @@ def _seed_everything(seed: int) -> None:
 
 
 def _worker_init(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
+    seed = torch.initial_seed() % 2**32  # derived by the DataLoader from the period's generator
     random.seed(seed)
     np.random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    if info is not None and isinstance(info.dataset, TrainStrings):
+        info.dataset.reseed(seed)
 
 
 def _lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
@@ -201,37 +211,38 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], g
 
 
 def _plot(history: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = [h["step"] for h in history]
-    fig, ax1 = plt.subplots(figsize=(7, 4))
-    ax1.plot(steps, [h["train_loss"] for h in history], color="tab:blue", label="train CTC loss")
-    ax1.set_xlabel("step")
+    minutes = [h["minutes"] for h in history]
+    fig = Figure(figsize=(7, 4))
+    FigureCanvasAgg(fig)
+    ax1 = fig.add_subplot()
+    ax1.plot(minutes, [h["train_loss"] for h in history], color="tab:blue", label="train CTC loss")
+    ax1.set_xlabel(f"training minutes (step {history[-1]['step']} at the end)")
     ax1.set_ylabel("train CTC loss", color="tab:blue")
     ax1.set_yscale("log")
     ax2 = ax1.twinx()
-    ax2.plot(steps, [h["val_accuracy"] for h in history], color="tab:red", marker=".", label="val accuracy")
+    ax2.plot(minutes, [h["val_accuracy"] for h in history], color="tab:red", marker=".", label="val accuracy")
     ax2.set_ylabel("validation string accuracy", color="tab:red")
     ax2.set_ylim(0, 1)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
-def _held_out_names(cfg: TrainConfig, fit: ImageDataset) -> set[str]:
-    """File names of the validation crops (the part of the validation set's train split not in ``fit``)."""
-    base = getattr(fit, "base", None)
-    items = getattr(base, "items", None)
-    if items is None:
-        return set()
-    kept = set(fit.indices)  # type: ignore[attr-defined]
-    return {Path(p).name for i, (p, _) in enumerate(items) if i not in kept}
+def _held_out_names(val: ImageDataset) -> set[str]:
+    """File names of the validation crops, which the synthetic generator must not draw from.
+    Fails closed: a validation set whose files cannot be named is an error, not an empty set."""
+    items = getattr(getattr(val, "base", None), "items", None)
+    indices = getattr(val, "indices", None)
+    if items is None or indices is None:
+        raise ValueError(f"cannot name the files of validation set {val.name!r}, so cannot keep them out of synthetic data")
+    return {Path(items[i][0]).name for i in indices}
 
 
-def build_sources(cfg: TrainConfig, root: Path, fit: ImageDataset) -> tuple[list[ImageDataset], list[float]]:
+def build_sources(
+    cfg: TrainConfig, root: Path, fit: ImageDataset, val: ImageDataset
+) -> tuple[list[ImageDataset], list[float]]:
     """Open every training source; the validation dataset's train split is replaced by its fit part."""
     sources, weights = [], []
     for src in cfg.sources:
@@ -239,7 +250,7 @@ def build_sources(cfg: TrainConfig, root: Path, fit: ImageDataset) -> tuple[list
             from strings.synth import Backgrounds, GlyphBank, SynthStrings
 
             # Digits and paper of the validation crops stay out of the synthetic strings.
-            held_out = _held_out_names(cfg, fit)
+            held_out = _held_out_names(val) if cfg.validation == "car-a-partial" else set()
             ds: ImageDataset = SynthStrings(
                 GlyphBank.from_data(root, exclude=held_out),
                 Backgrounds.from_data(root, exclude=held_out),
@@ -269,6 +280,7 @@ class _Run:
     validation: ImageDataset
     state: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    scaler: Any = None  # torch.amp.GradScaler: fp16 autocast on CUDA only (bf16 needs none)
 
     @property
     def last(self) -> Path:
@@ -308,11 +320,21 @@ def _resume(run: _Run, log: Callable[[str], None]) -> None:
     run.model.load_state_dict(m.state_dict())
     _restore_optimizer(run.opt, tensors, meta["optimizer"]["param_groups"])
     torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    if meta.get("grad_scaler") and run.scaler is not None and run.scaler.is_enabled():
+        run.scaler.load_state_dict(meta["grad_scaler"])
     run.state = meta["train_state"]
     if run.log_path.is_file():
-        rows = [json.loads(line) for line in run.log_path.read_text().splitlines() if line.strip()]
-        run.history = [h for h in rows if h["step"] <= run.state["step"]]
-        run.log_path.write_text("".join(json.dumps(h) + "\n" for h in run.history))
+        rows = []
+        for line in run.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line torn by the crash
+        run.history = [h for h in rows if isinstance(h, dict) and h.get("step", 1 << 62) <= run.state["step"]]
+        text = "".join(json.dumps(h) + "\n" for h in run.history)
+        atomic_write(run.log_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     log(f"resumed from {run.last} at step {run.state['step']} (best val accuracy {run.state['best_accuracy']:.4f})")
 
 
@@ -325,7 +347,7 @@ def _train_period(
     cfg, model, opt = run.cfg, run.model, run.opt
     use_amp = cfg.amp and dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    scaler = run.scaler
     model.train()
     losses, infinite = [], 0
     bar = tqdm(loader, total=n_batches, desc=f"train step {run.state['step']}", unit="batch", disable=not progress, leave=False)
@@ -335,6 +357,9 @@ def _train_period(
             g["lr"] = lr
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
             log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
+        if dev.type == "cuda" and run.state["step"] == 0:
+            eligible = cudnn_ctc_eligible(log_probs, targets, target_lengths)
+            print(f"CTC loss on {dev}: cuDNN kernel {'eligible' if eligible else 'NOT eligible (native CUDA kernel)'}")
         loss, n_inf = ctc_loss(log_probs, targets, target_lengths)
         infinite += n_inf
         opt.zero_grad(set_to_none=True)
@@ -371,9 +396,13 @@ def _evaluate_and_save(run: _Run, period: dict[str, Any], dev: torch.device) -> 
     if improved:
         save_model(run.best, run.model, run.preprocess, run.metadata(metrics))
     opt_tensors, opt_json = _optimizer_tensors(run.opt)
+    rng = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["rng.cuda"] = torch.cuda.get_rng_state()
+    scaler = run.scaler.state_dict() if run.scaler is not None and run.scaler.is_enabled() else {}
     save_model(
-        run.last, run.model, run.preprocess, {**run.metadata(metrics), "optimizer": opt_json},
-        tensors={**opt_tensors, "rng.torch": torch.get_rng_state()},
+        run.last, run.model, run.preprocess, {**run.metadata(metrics), "optimizer": opt_json, "grad_scaler": scaler},
+        tensors={**opt_tensors, **rng},
     )
     _plot(run.history, run.out / "curves.png")
     return row, improved
@@ -399,6 +428,8 @@ def train(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.safetensors.*.tmp"):  # left by a kill during a checkpoint write
+        stale.unlink(missing_ok=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     # Small weights and gradients drift into denormal floats, which x86 CPUs process 3-7x
     # slower (measured: 0.96 s vs 3.2-7.2 s per step); flushing them to zero costs nothing.
@@ -411,45 +442,55 @@ def train(
         fit, val = split_train_val(open_dataset(cfg.validation, "train", root), cfg.val_fraction, cfg.seed)
         validation = validation or val
         if sources is None:
-            sources, _ = build_sources(cfg, root, fit)
+            sources, _ = build_sources(cfg, root, fit, val)
     weights = [s.weight for s in cfg.sources] if len(sources) == len(cfg.sources) else [1.0] * len(sources)
     data = TrainStrings(sources, model, pre, cfg.augment)
     per_sample = torch.cat([torch.full((len(s),), w / len(s), dtype=torch.double) for s, w in zip(sources, weights)])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"step": 0, "epoch": 0, "best_accuracy": -1.0, "bad_evals": 0, "minutes": 0.0}
-    run = _Run(cfg, out, model, pre, opt, sources, weights, validation, state)
+    fp16 = cfg.amp and dev.type == "cuda" and not torch.cuda.is_bf16_supported()
+    run = _Run(cfg, out, model, pre, opt, sources, weights, validation, state, scaler=torch.amp.GradScaler("cuda", enabled=fp16))
     if resume and run.last.is_file():
         _resume(run, log)
     elif run.log_path.is_file():
         run.log_path.unlink()  # a fresh run starts a fresh log
-    if dev.type == "cuda":
-        log("cuDNN CTC kernel: " + ("available" if torch.backends.cudnn.is_available() else "cuDNN unavailable"))
 
     t_start = time.time() - run.state["minutes"] * 60.0
-    stop_reason = "max_steps"
-    while run.state["step"] < cfg.max_steps:
-        # Each period draws its own batches from a generator seeded by (seed, period), so a
-        # resumed run sees exactly the batches the interrupted one would have.
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + run.state["epoch"])
-        n_batches = min(cfg.eval_every, cfg.max_steps - run.state["step"])
-        sampler = WeightedRandomSampler(per_sample, n_batches * cfg.batch_size, replacement=True, generator=gen)
-        loader = DataLoader(
-            data, batch_size=cfg.batch_size, sampler=sampler,
-            collate_fn=functools.partial(collate_train, multiple=model.stride),
-            num_workers=cfg.num_workers, worker_init_fn=_worker_init, generator=gen,
-        )
-        period = _train_period(run, loader, n_batches, dev, progress, t_start)
-        run.state["epoch"] += 1
-        run.state["minutes"] = (time.time() - t_start) / 60.0
-        row, improved = _evaluate_and_save(run, period, dev)
-        log(
-            f"step {run.state['step']:6d}  {run.state['minutes']:6.1f} min  loss {row['train_loss']:.4f}  "
-            f"val acc {row['val_accuracy']:.4f}  cer {row['val_cer']:.4f}{'  *' if improved else ''}"
-        )
-        if run.state["bad_evals"] >= cfg.patience:
-            stop_reason = "early_stopping"
-            break
-        if cfg.max_minutes and run.state["minutes"] >= cfg.max_minutes:
-            stop_reason = "max_minutes"
-            break
-    return {**run.state, "stop_reason": stop_reason, "best": str(run.best), "last": str(run.last)}
+    try:
+        while (reason := _stop_reason(run)) is None:
+            # Each period draws its batches and augmentations from a generator seeded by
+            # (seed, period), so a resumed run sees exactly what the interrupted one would have.
+            period_seed = cfg.seed * 100_003 + run.state["epoch"]
+            gen = torch.Generator().manual_seed(period_seed)
+            data.reseed(period_seed)
+            n_batches = min(cfg.eval_every, cfg.max_steps - run.state["step"])
+            sampler = WeightedRandomSampler(per_sample, n_batches * cfg.batch_size, replacement=True, generator=gen)
+            loader = DataLoader(
+                data, batch_size=cfg.batch_size, sampler=sampler,
+                collate_fn=functools.partial(collate_train, multiple=model.stride),
+                num_workers=cfg.num_workers, worker_init_fn=_worker_init, generator=gen,
+            )
+            period = _train_period(run, loader, n_batches, dev, progress, t_start)
+            run.state["epoch"] += 1
+            run.state["minutes"] = (time.time() - t_start) / 60.0
+            row, improved = _evaluate_and_save(run, period, dev)
+            log(
+                f"step {run.state['step']:6d}  {run.state['minutes']:6.1f} min  loss {row['train_loss']:.4f}  "
+                f"val acc {row['val_accuracy']:.4f}  cer {row['val_cer']:.4f}{'  *' if improved else ''}"
+            )
+    finally:
+        torch.set_flush_denormal(False)  # the process-wide default, for the caller's own work
+    return {**run.state, "stop_reason": reason, "best": str(run.best), "last": str(run.last)}
+
+
+def _stop_reason(run: _Run) -> str | None:
+    """Why training must stop now, or None. Checked before every period, so rerunning a
+    finished run's command changes nothing."""
+    cfg, state = run.cfg, run.state
+    if state["step"] >= cfg.max_steps:
+        return "max_steps"
+    if state["bad_evals"] >= cfg.patience:
+        return "early_stopping"
+    if cfg.max_minutes and state["minutes"] >= cfg.max_minutes:
+        return "max_minutes"
+    return None

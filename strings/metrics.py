@@ -69,7 +69,7 @@ def reject_curve(confidences: list[float], correct: list[bool]) -> tuple[list[fl
 
 def read_rate_at_error(
     confidences: list[float], correct: list[bool], targets: tuple[float, ...] = (0.01, 0.005, 0.001)
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     """For each target error rate: the largest read rate whose accepted set errs at most that
     often, the threshold that gives it, and a 95% Clopper-Pearson upper bound on the true error
     rate of that accepted set (few test images make the measured error rate uncertain)."""
@@ -83,7 +83,8 @@ def read_rate_at_error(
         # ties: a threshold must accept all items with the same confidence or none of them
         ok = [k for k in ok if k + 1 == n or thr[k + 1] < thr[k]]
         if not ok:
-            out[f"{t:g}"] = {"read_rate": 0.0, "threshold": 1.0, "errors": 0, "accepted": 0, "error_upper95": 1.0}
+            # threshold None: no confidence accepts anything at this error rate
+            out[f"{t:g}"] = {"read_rate": 0.0, "threshold": None, "errors": 0, "accepted": 0, "error_upper95": 1.0}
             continue
         k = max(ok)
         accepted = k + 1

@@ -140,7 +140,8 @@ class Recognizer:
     @torch.inference_mode()
     def _read_normalized(self, images: list[np.ndarray]) -> list[Decoded]:
         batch, widths = collate_images(images, self.model.stride)  # (B, 1, H, W), (B,)
-        log_probs = self.model(batch.to(self.device), widths)  # (B, T, C)
+        logits = self.model.logits(batch.to(self.device), widths)  # (B, T, C)
+        log_probs = logits.double().log_softmax(-1)  # float64: see DenseNetCTC.logits
         return self._decode(log_probs, self.model.output_lengths(widths))
 
     def _reading(self, dec: Decoded, grey_shape: tuple[int, int], ink: np.ndarray, source: str) -> Reading:

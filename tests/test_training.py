@@ -265,6 +265,12 @@ def test_train_config_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.toml"):
         load_train_file(tmp_path / "missing.toml")
     src = tmp_path / "src.toml"
-    src.write_text('sources = [{ dataset = "usps", weight = 2.0 }, { dataset = "mnist", split = "test" }]\n')
+    src.write_text('sources = [{ dataset = "usps", weight = 2.0 }, { dataset = "mnist", split = "train" }]\n')
     cfg = load_train_file(src)
-    assert [(s.dataset, s.weight, s.split) for s in cfg.sources] == [("usps", 2.0, "train"), ("mnist", 1.0, "test")]
+    assert [(s.dataset, s.weight, s.split) for s in cfg.sources] == [("usps", 2.0, "train"), ("mnist", 1.0, "train")]
+    src.write_text('sources = [{ dataset = "mnist", split = "test" }]\n')
+    with pytest.raises(ValueError, match="only train splits"):
+        load_train_file(src)
+    src.write_text('amp = "false"\n')
+    with pytest.raises(ValueError, match="expected bool"):
+        load_train_file(src)

@@ -124,6 +124,12 @@ class DenseNetCTC(nn.Module):
         return (cols[None, :] < valid[:, None]).to(like.dtype)[:, None, None, :]
 
     def forward(self, x: Tensor, widths: Tensor | None = None) -> Tensor:
+        return self.logits(x, widths).log_softmax(-1)  # (B, T, num_classes)
+
+    def logits(self, x: Tensor, widths: Tensor | None = None) -> Tensor:
+        """Unnormalised scores (B, T, num_classes). Inference normalises them in float64: in
+        float32 a confident frame's log-probability rounds to exactly 0 and every confident
+        reading would tie at confidence 1.0."""
         if x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.height:
             raise ValueError(f"expected input (B, 1, {self.height}, W), got {tuple(x.shape)}")
         f = self.stem_pool(self.stem(x))  # (B, C0, H/ph, W/pw)
@@ -141,4 +147,4 @@ class DenseNetCTC(nn.Module):
         seq = f.reshape(b, c * h, t)  # (B, C*H', T): feature-dimension transposition
         hidden = self.sequence[0](seq if mask is None else seq * mask[:, :, 0])  # context conv mixes frames
         logits = self.head(self.sequence[1:](hidden))  # (B, num_classes, T)
-        return logits.transpose(1, 2).log_softmax(-1)  # (B, T, num_classes)
+        return logits.transpose(1, 2)  # (B, T, num_classes)
