@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from strings.checkpoint import load_model, save_model, sha256_file
+from strings.checkpoint import atomic_write, load_model, save_model, sha256_file
 from strings.predictor import WEIGHTS_DIR
 
 
@@ -28,8 +28,9 @@ def main() -> None:
     save_model(out, model, pre, meta)
     manifest_path = WEIGHTS_DIR / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest[args.name] = {"file": out.name, "sha256": sha256_file(out), "source": str(Path(args.checkpoint))}
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest[args.name] = {"file": out.name, "sha256": sha256_file(out), "source": Path(args.checkpoint).as_posix()}
+    text = json.dumps(manifest, indent=2) + "\n"
+    atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     print(f"bundled {args.name}: {out} ({out.stat().st_size / 1e6:.2f} MB)")
 
 

@@ -9,6 +9,7 @@ Example:
 
 __version__ = "0.1.0"
 
-from strings.predictor import DigitReading, Reading, Recognizer, list_models, load  # noqa: E402
+from strings.predictor import DigitReading, ItemError, Reading, Recognizer, list_models, load  # noqa: E402
+from strings.transforms import InvalidImageError  # noqa: E402
 
-__all__ = ["DigitReading", "Reading", "Recognizer", "__version__", "list_models", "load"]
+__all__ = ["DigitReading", "InvalidImageError", "ItemError", "Reading", "Recognizer", "__version__", "list_models", "load"]

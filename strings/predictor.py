@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -29,12 +30,13 @@ from strings.models import DenseNetCTC
 from strings.transforms import ImageInput, InvalidImageError, collate_images, load_image, normalize
 
 __all__ = [
-    "BUNDLED_MODELS", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
+    "bundled_models", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
+@functools.cache
 def _bundled() -> dict[str, tuple[str, str]]:
     """Bundled model name -> (file in strings/weights, sha256), from weights/manifest.json.
     The hash is checked on every load: a bundled file is trusted only if it is the one shipped."""
@@ -45,7 +47,6 @@ def _bundled() -> dict[str, tuple[str, str]]:
     return {name: (e["file"], e["sha256"]) for name, e in entries.items()}
 
 
-BUNDLED_MODELS: dict[str, tuple[str, str]] = _bundled()
 
 
 @dataclass(frozen=True)
@@ -83,16 +84,21 @@ class ItemError:
         return asdict(self)
 
 
+def bundled_models() -> dict[str, tuple[str, str]]:
+    """Bundled model name -> (file in strings/weights, sha256), read once from the manifest."""
+    return dict(_bundled())
+
+
 def list_models() -> list[str]:
     """Names accepted by ``load``."""
-    return sorted(BUNDLED_MODELS)
+    return sorted(_bundled())
 
 
 def resolve_model(name_or_path: str | os.PathLike | None) -> Path:
     """A bundled model name (default: ``"default"``) or a path to a ``.safetensors`` file."""
     name = "default" if name_or_path is None else name_or_path
-    if isinstance(name, str) and name in BUNDLED_MODELS:
-        fname, digest = BUNDLED_MODELS[name]
+    if isinstance(name, str) and name in _bundled():
+        fname, digest = _bundled()[name]
         path = WEIGHTS_DIR / fname
         if not path.is_file():
             raise FileNotFoundError(f"bundled model {name!r} is missing from the install: {path}")
@@ -162,8 +168,11 @@ class Recognizer:
         greys = [load_image(x) for x in items]
         return self.recognize_greys(greys, [_source(x) for x in items], batch_size)
 
-    def recognize_greys(self, greys: Sequence[np.ndarray], sources: Sequence[str], batch_size: int = 64) -> list[Reading]:
+    def recognize_greys(
+        self, greys: Sequence[np.ndarray], sources: Sequence[str] | None = None, batch_size: int = 64
+    ) -> list[Reading]:
         """Read already-loaded grey uint8 images (dark ink on light paper)."""
+        sources = sources if sources is not None else [""] * len(greys)
         normed = [normalize(g, self.preprocess) for g in greys]
         order = sorted(range(len(normed)), key=lambda i: normed[i].shape[1])
         out: list[Reading | None] = [None] * len(normed)

@@ -784,9 +784,9 @@ class _Item(NamedTuple):
     strength: float
 
 
-def _profiles(patch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _profiles(patch: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: has ink, leftmost and rightmost ink column (for kerning)."""
-    m = patch >= SynthConfig.glyph_threshold
+    m = patch >= threshold
     has = m.any(axis=1)
     left = m.argmax(axis=1)
     right = patch.shape[1] - 1 - m[:, ::-1].argmax(axis=1)
@@ -887,7 +887,7 @@ class SynthStrings(ImageDataset):
             kind = cfg.trailing_kinds[_pick(rng, self._trailing_cum)][0]
             items.extend(self._mark(rng, kind, h, mark_sw, base + int(round(slope * n * h)), _u(rng, cfg.mark_gap) * h))
 
-        alpha = _compose(items, canvas_h)
+        alpha = _compose(items, canvas_h, cfg.glyph_threshold)
         alpha = self._frame(rng, alpha, h)
         alpha *= _u(rng, cfg.ink_strength) * _u(rng, cfg.ink_gain)
         hh, ww = alpha.shape
@@ -1018,7 +1018,7 @@ class SynthStrings(ImageDataset):
         return out
 
 
-def _compose(items: Sequence[_Item], canvas_h: int) -> np.ndarray:
+def _compose(items: Sequence[_Item], canvas_h: int, threshold: int) -> np.ndarray:
     """Place items left to right so the ink gap, measured row by row, equals each item's gap.
 
     Row-wise kerning is what makes a '7' tuck over a '1' and lets 'touching' mean touching.
@@ -1029,7 +1029,7 @@ def _compose(items: Sequence[_Item], canvas_h: int) -> np.ndarray:
         ph, pw = it.patch.shape
         y0 = max(0, min(canvas_h - ph, it.y)) if ph <= canvas_h else 0
         patch = it.patch[: canvas_h - y0]
-        has, left, rgt = _profiles(patch)
+        has, left, rgt = _profiles(patch, threshold)
         rows = np.arange(len(has)) + y0
         if not placed:
             x = 0

@@ -68,8 +68,8 @@ def display_name(name: str | bytes | os.PathLike) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii") for c in text)
 
 
-def _header_size(data: bytes, name: str) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding pixels.
+def _header_size(data: bytes, name: str) -> tuple[int, int, int]:
+    """(width, height, EXIF orientation) from the file header, without decoding pixels.
 
     Pillow's plugins are called directly, without ``Image.open``: its own decompression-bomb
     check would raise (or warn) with a message that does not name the item, and would make
@@ -93,12 +93,19 @@ def _header_size(data: bytes, name: str) -> tuple[int, int]:
             im = factory(io.BytesIO(data), name)
             try:
                 w, h = (int(v) for v in im.size)
+                try:
+                    orientation = int(im.getexif().get(EXIF_ORIENTATION, 1))
+                except Exception:  # corrupt EXIF: read the pixels as stored
+                    orientation = 1
             finally:
                 im.close()
         except Exception:  # a corrupt header: another format may still claim the file
             continue
-        return w, h
+        return w, h, orientation
     raise InvalidImageError(f"{name}: not a readable image (unrecognised or corrupt header)")
+
+
+EXIF_ORIENTATION = 0x0112  # the TIFF/EXIF tag number
 
 
 def _check_pixels(w: int, h: int, name: str) -> None:
@@ -137,7 +144,8 @@ def _from_path(path: Path) -> np.ndarray:
         raise InvalidImageError(f"{name}: empty file")
     if len(data) > MAX_FILE_BYTES:
         raise InvalidImageError(f"{name}: exceeds the {MAX_FILE_BYTES:,}-byte file limit")
-    _check_pixels(*_header_size(data, name), name)  # before a single pixel is decoded
+    w, h, orientation = _header_size(data, name)
+    _check_pixels(w, h, name)  # before a single pixel is decoded
     try:
         img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
@@ -147,7 +155,23 @@ def _from_path(path: Path) -> np.ndarray:
         raise InvalidImageError(f"{name}: out of memory while decoding") from None
     if img is None:
         raise InvalidImageError(f"{name}: not a readable image")
-    return _from_array(img, name, bgr=True)
+    return _from_array(_apply_orientation(img, orientation), name, bgr=True)
+
+
+def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn stored pixels upright as the EXIF orientation tag says (phone photos are stored
+    sideways with a tag; read as stored, every digit would lie on its side)."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(img)) if op else img
 
 
 def _from_array(arr: np.ndarray, name: str, bgr: bool = False) -> np.ndarray:

@@ -8,7 +8,9 @@ import strings
 from conftest import REAL_DATA, render_digits
 from strings.datasets import open_dataset
 from strings.engine import evaluate
-from strings.predictor import BUNDLED_MODELS, WEIGHTS_DIR, resolve_model
+from strings.predictor import WEIGHTS_DIR, bundled_models, resolve_model
+
+BUNDLED_MODELS = bundled_models()
 
 needs_bundled = pytest.mark.skipif(
     not strings.list_models(), reason="no bundled model yet (strings/weights/ is empty and BUNDLED_MODELS lists none)"

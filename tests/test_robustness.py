@@ -669,3 +669,22 @@ def test_training_survives_sigkill_twice(tmp_path):
     assert summary["corrupted_checkpoints"] == 0, summary["corruption_details"]
     assert summary["resume_failures"] == [], summary["resume_failures"]
     assert summary["metrics_identical"] and summary["max_abs_weight_difference"] == 0.0, summary
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(tmp_path, orientation):
+    """A photo stored sideways with an EXIF tag loads upright, exactly as Pillow's
+    exif_transpose turns it."""
+    from PIL import Image, ImageOps
+
+    rng = np.random.default_rng(orientation)
+    pixels = rng.integers(0, 256, (20, 36), dtype=np.uint8)  # (H, W), not square
+    im = Image.fromarray(pixels, "L")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.png"
+    im.save(path, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    got = load_image(path)
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected)
