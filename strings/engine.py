@@ -418,9 +418,11 @@ def train(
     sources: list[ImageDataset] | None = None,
     validation: ImageDataset | None = None,
     log: Callable[[str], None] = print,
+    weights: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Train a model; returns the final state summary. ``sources``/``validation`` override
-    the datasets named in ``cfg`` (tests pass synthetic ones).
+    """Train a model; returns the final state summary. ``sources``/``validation`` (and the
+    sources' batch shares, ``weights``) override the datasets named in ``cfg``: tests and
+    experiments pass datasets built in memory.
 
     Example:
         >>> from strings.config import load_train_file
@@ -443,7 +445,10 @@ def train(
         validation = validation or val
         if sources is None:
             sources, _ = build_sources(cfg, root, fit, val)
-    weights = [s.weight for s in cfg.sources] if len(sources) == len(cfg.sources) else [1.0] * len(sources)
+    if weights is None:
+        weights = [s.weight for s in cfg.sources] if len(sources) == len(cfg.sources) else [1.0] * len(sources)
+    if len(weights) != len(sources):
+        raise ValueError(f"{len(weights)} weights for {len(sources)} sources")
     data = TrainStrings(sources, model, pre, cfg.augment)
     per_sample = torch.cat([torch.full((len(s),), w / len(s), dtype=torch.double) for s, w in zip(sources, weights)])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
