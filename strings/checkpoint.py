@@ -7,6 +7,7 @@ training data, validation metrics. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -51,6 +52,12 @@ def atomic_write(path: Path, write: Any) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be shared
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = "the previous file is intact" if path.exists() else "nothing was written"
+            raise OSError(exc.errno, f"disk full while writing {path} ({kept}); free space and rerun to resume") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -76,6 +76,9 @@ class DataSource:
     split: str = "train"
 
 
+OPTIMIZERS = ("adamw", "adadelta", "sgd")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """A training recipe (configs/*.toml). Stored in every checkpoint it produces."""
@@ -87,6 +90,7 @@ class TrainConfig:
     batch_size: int = 32
     max_steps: int = 20000
     max_minutes: float = 0.0  # 0 = no wall-clock limit
+    optimizer: str = "adamw"  # adamw | adadelta | sgd (momentum 0.9, Nesterov)
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 300
@@ -104,6 +108,8 @@ class TrainConfig:
 
         if self.model not in MODEL_CONFIGS:
             raise ValueError(f"unknown model config {self.model!r}; known: {', '.join(sorted(MODEL_CONFIGS))}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         for src in self.sources:
             if src.split != "train":
                 raise ValueError(f"training source {src.dataset!r} uses split {src.split!r}: only train splits may be trained on")

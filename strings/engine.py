@@ -191,6 +191,16 @@ def _lr_at(step: int, cfg: TrainConfig, minutes: float = 0.0) -> float:
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer the config names; its learning rate is then set by ``_lr_at`` every step."""
+    params = model.parameters()
+    if cfg.optimizer == "adadelta":  # the choice of several DenseNet-CTC re-implementations
+        return torch.optim.Adadelta(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Split an optimizer state into safetensors-friendly tensors and JSON-friendly rest."""
     sd = opt.state_dict()
@@ -451,7 +461,7 @@ def train(
         raise ValueError(f"{len(weights)} weights for {len(sources)} sources")
     data = TrainStrings(sources, model, pre, cfg.augment)
     per_sample = torch.cat([torch.full((len(s),), w / len(s), dtype=torch.double) for s, w in zip(sources, weights)])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = _make_optimizer(model, cfg)
     state = {"step": 0, "epoch": 0, "best_accuracy": -1.0, "bad_evals": 0, "minutes": 0.0}
     fp16 = cfg.amp and dev.type == "cuda" and not torch.cuda.is_bf16_supported()
     run = _Run(cfg, out, model, pre, opt, sources, weights, validation, state, scaler=torch.amp.GradScaler("cuda", enabled=fp16))

@@ -218,3 +218,20 @@ def test_package_never_unpickles():
                 offenders.append(f"{py}:{no}: {line.strip()}")
     assert not offenders, "unsafe deserialisation:\n" + "\n".join(offenders)
     assert any(PACKAGE.rglob("checkpoint.py"))  # the scan did look at the package
+
+
+def test_full_disk_is_reported_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    import errno
+
+    from strings import checkpoint as ck
+
+    target = tmp_path / "model.safetensors"
+    target.write_bytes(b"previous")
+
+    def no_space(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="disk full while writing .*the previous file is intact"):
+        ck.atomic_write(target, no_space)
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temp file left behind
