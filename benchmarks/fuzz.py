@@ -28,7 +28,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import pickle
 import random
 import re
 import shutil
@@ -39,6 +38,8 @@ import traceback
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -336,6 +337,21 @@ class _Pool:
             self.proc.kill()
 
 
+def _save_reproducer(path: Path, kind: str, spec: dict[str, Any]) -> None:
+    """A crashing input as .npz (arrays and bytes as arrays, the rest as JSON): no pickle, so a
+    reproducer can be shared and loaded with ``np.load(path, allow_pickle=False)``."""
+    arrays: dict[str, np.ndarray] = {}
+    rest: dict[str, Any] = {"kind": kind}
+    for k, v in spec.items():
+        if isinstance(v, np.ndarray):
+            arrays[k] = v
+        elif isinstance(v, (bytes, bytearray)):
+            arrays[k] = np.frombuffer(bytes(v), dtype=np.uint8)
+        else:
+            rest[k] = v
+    np.savez(path, spec_json=np.array(json.dumps(rest, default=repr)), **arrays)
+
+
 def _describe(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     out = {"generator": kind}
     for k, v in spec.items():
@@ -377,8 +393,8 @@ def main(argv: list[str] | None = None) -> int:
                 sig = f"{status}: {detail}"
                 if sig not in signatures:
                     args.crash_dir.mkdir(parents=True, exist_ok=True)
-                    repro = args.crash_dir / f"input-{i:06d}.pickle"
-                    repro.write_bytes(pickle.dumps((kind, spec)))
+                    repro = args.crash_dir / f"input-{i:06d}.npz"
+                    _save_reproducer(repro, kind, spec)
                     signatures[sig] = {"count": 0, "first_input": i, "input": _describe(kind, spec), "reproducer": str(repro)}
                 signatures[sig]["count"] += 1
             if args.progress and (i + 1) % args.progress == 0:

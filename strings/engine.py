@@ -440,7 +440,7 @@ def train(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.safetensors.*.tmp"):  # left by a kill during a checkpoint write
+    for stale in out.glob(".*.tmp"):  # atomic_write temp files left by a kill during a write
         stale.unlink(missing_ok=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     # Small weights and gradients drift into denormal floats, which x86 CPUs process 3-7x
