@@ -349,7 +349,8 @@ def _resume(run: _Run, log: Callable[[str], None]) -> None:
 
 
 def _train_period(
-    run: _Run, loader: DataLoader, n_batches: int, dev: torch.device, progress: bool, t_start: float
+    run: _Run, loader: DataLoader, n_batches: int, dev: torch.device, progress: bool, t_start: float,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Optimise for one evaluation period; returns the period's mean loss and infinite-loss count."""
     from tqdm import tqdm
@@ -369,7 +370,7 @@ def _train_period(
             log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
         if dev.type == "cuda" and run.state["step"] == 0:
             eligible = cudnn_ctc_eligible(log_probs, targets, target_lengths)
-            print(f"CTC loss on {dev}: cuDNN kernel {'eligible' if eligible else 'NOT eligible (native CUDA kernel)'}")
+            log(f"CTC loss on {dev}: cuDNN kernel {'eligible' if eligible else 'NOT eligible (native CUDA kernel)'}")
         loss, n_inf = ctc_loss(log_probs, targets, target_lengths)
         infinite += n_inf
         opt.zero_grad(set_to_none=True)
@@ -485,7 +486,7 @@ def train(
                 collate_fn=functools.partial(collate_train, multiple=model.stride),
                 num_workers=cfg.num_workers, worker_init_fn=_worker_init, generator=gen,
             )
-            period = _train_period(run, loader, n_batches, dev, progress, t_start)
+            period = _train_period(run, loader, n_batches, dev, progress, t_start, log)
             run.state["epoch"] += 1
             run.state["minutes"] = (time.time() - t_start) / 60.0
             row, improved = _evaluate_and_save(run, period, dev)
