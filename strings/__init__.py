@@ -9,7 +9,8 @@ Example:
 
 __version__ = "0.1.0"
 
-from strings.predictor import DigitReading, ItemError, Reading, Recognizer, list_models, load  # noqa: E402
+from strings.predictor import AmountReading, DigitReading, ItemError, Reading, Recognizer, list_models, load  # noqa: E402
 from strings.transforms import InvalidImageError  # noqa: E402
+from strings.digits import DigitClassifier, DigitPrediction, list_digit_models, load_digits  # noqa: E402
 
-__all__ = ["DigitReading", "InvalidImageError", "ItemError", "Reading", "Recognizer", "__version__", "list_models", "load"]
+__all__ = ["AmountReading", "DigitClassifier", "DigitPrediction", "DigitReading", "InvalidImageError", "ItemError", "Reading", "Recognizer", "__version__", "list_digit_models", "list_models", "load", "load_digits"]

@@ -8,10 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BLANK", "DIGITS", "Alphabet"]
+__all__ = ["BLANK", "DIGITS", "SCRIPT_DIGITS", "Alphabet", "script_of"]
 
 BLANK = 0
 DIGITS = "0123456789"
+
+
+def _numerals(zero: int) -> str:
+    """The ten decimal numerals of a Unicode script, from the code point of its zero."""
+    return "".join(chr(zero + k) for k in range(10))
+
+
+# Numerals per script: symbol k is the numeral for the value k (Unicode keeps each script's
+# digits contiguous, zero first). A single-digit classifier predicts the value; a string model
+# of a script uses that script's numerals as its alphabet.
+SCRIPT_DIGITS: dict[str, str] = {
+    "latin": DIGITS,
+    "bangla": _numerals(0x09E6),
+    "devanagari": _numerals(0x0966),
+    "gurmukhi": _numerals(0x0A66),
+    "gujarati": _numerals(0x0AE6),
+    "telugu": _numerals(0x0C66),
+    "kannada": _numerals(0x0CE6),
+}
+
+
+def script_of(symbols: str) -> str:
+    """The script whose numerals ``symbols`` are, or ``"custom"`` for any other alphabet."""
+    return next((name for name, digits in SCRIPT_DIGITS.items() if digits == symbols), "custom")
 
 
 @dataclass(frozen=True)

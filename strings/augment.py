@@ -1,11 +1,11 @@
-"""Training-time augmentation of grey, dark-on-light string images (albumentations)."""
+"""Training-time augmentation (albumentations): dark-on-light string images, ink-bright digit canvases."""
 
 from __future__ import annotations
 
 import albumentations as A
 import cv2
 
-__all__ = ["string_augmenter"]
+__all__ = ["digit_augmenter", "string_augmenter"]
 
 
 def string_augmenter(seed: int | None = None) -> A.Compose:
@@ -33,6 +33,36 @@ def string_augmenter(seed: int | None = None) -> A.Compose:
             A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.MotionBlur(blur_limit=3)], p=0.2),
             A.GaussNoise(std_range=(0.02, 0.08), p=0.2),
             A.ImageCompression(quality_range=(40, 95), p=0.3),
+        ],
+        seed=seed,
+    )
+
+
+def digit_augmenter(size: int, seed: int | None = None) -> A.Compose:
+    """For ink-bright single digits on a ``size`` x ``size`` canvas: the writer variation that
+    MNIST-style training relies on (affine jitter and Simard's elastic distortion, with its
+    alpha 34 / sigma 4 at 28 px scaled to the canvas) plus stroke-width changes. The background
+    is 0, so geometry pads with 0."""
+    unit = size / 28.0
+    return A.Compose(
+        [
+            A.Affine(
+                scale=(0.85, 1.12),
+                rotate=(-12, 12),
+                shear={"x": (-12, 12), "y": (-6, 6)},
+                translate_percent=(-0.08, 0.08),
+                border_mode=cv2.BORDER_CONSTANT,
+                fill=0,
+                p=0.9,
+            ),
+            A.ElasticTransform(alpha=34.0 * unit, sigma=4.0 * unit, border_mode=cv2.BORDER_CONSTANT, fill=0, p=0.35),
+            A.OneOf(
+                [
+                    A.Morphological(scale=(2, 2), operation="dilation"),  # bright ink: thicker strokes
+                    A.Morphological(scale=(2, 2), operation="erosion"),  # thinner strokes
+                ],
+                p=0.15,
+            ),
         ],
         seed=seed,
     )

@@ -85,8 +85,11 @@ def save_model(
     atomic_write(Path(path), lambda tmp: save_file(state, tmp, metadata={META_KEY: json.dumps(meta)}))
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata of a model file, validated for format (no weights are read)."""
+def read_metadata(
+    path: str | os.PathLike, fmt: str = FORMAT, required: tuple[str, ...] = ("model", "height", "preprocess", "alphabet")
+) -> dict[str, Any]:
+    """The JSON metadata of a model file, validated for format ``fmt`` and for the ``required``
+    keys (no weights are read). Other kinds of file (digit classifiers, SVM heads) pass theirs."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -103,10 +106,10 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         meta = json.loads(header[META_KEY])
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: metadata is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise CheckpointError(f"{path}: format {got!r} is not {FORMAT!r}")
-    for key in ("model", "height", "preprocess", "alphabet"):
+        raise CheckpointError(f"{path}: format {got!r} is not {fmt!r}")
+    for key in required:
         if key not in meta:
             raise CheckpointError(f"{path}: metadata lacks {key!r}")
     return meta

@@ -9,11 +9,14 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["ModelConfig", "PreprocessConfig", "TrainConfig", "DataSource", "from_dict", "to_dict", "load_train_file"]
+__all__ = [
+    "ModelConfig", "PreprocessConfig", "DigitNetConfig", "DigitPreprocessConfig", "TrainConfig", "DataSource", "TASKS",
+    "from_dict", "to_dict", "load_train_file",
+]
 
 
 T = TypeVar("T")
@@ -68,6 +71,61 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class DigitPreprocessConfig:
+    """How any single-digit image becomes classifier input: ink made bright whatever the image's
+    polarity, the ink's bounding box scaled to ``box`` pixels on its longer side (aspect kept) and
+    centred by mass on a ``size`` x ``size`` canvas. That is MNIST's own normalisation, applied to
+    every dataset and every user image alike, so a 32x32 binary scan and an MNIST digit look the
+    same to the network."""
+
+    size: int = 28
+    box: int = 20
+    # Contrast stretch between these percentiles of the ink-bright grey levels.
+    low_percentile: float = 1.0
+    high_percentile: float = 99.0
+    ink_threshold: float = 0.2  # share of full ink strength that counts as ink for the bounding box
+    border: int = 2  # px: width of the image's outer frame, one of the two polarity cues (digits.ink_is_dark)
+
+    def __post_init__(self) -> None:
+        if not 8 <= self.size <= 256 or not 4 <= self.box <= self.size:
+            raise ValueError(f"need 8 <= size <= 256 and 4 <= box <= size, got size {self.size}, box {self.box}")
+        if not 0.0 <= self.low_percentile < self.high_percentile <= 100.0:
+            raise ValueError(f"need 0 <= low_percentile < high_percentile <= 100, got {self.low_percentile}, {self.high_percentile}")
+        if not 0.0 < self.ink_threshold < 1.0 or not 1 <= self.border <= 16:
+            raise ValueError(f"ink_threshold must be in (0, 1) and border in 1..16, got {self.ink_threshold}, {self.border}")
+
+
+@dataclass(frozen=True)
+class DigitNetConfig:
+    """A DenseNet single-digit classifier: stem convolutions at full resolution, a max-pool, then
+    dense blocks joined by transitions that halve the resolution; global average pooling gives
+    the feature vector that the softmax head (or an SVM fitted later) classifies."""
+
+    stem_channels: tuple[int, ...] = (32, 48)  # 3x3 conv widths before the first pooling
+    growth_rate: int = 16
+    block_layers: tuple[int, ...] = (6, 8)
+    bottleneck_factor: int = 4
+    compression: float = 0.5
+    dropout: float = 0.2  # before the linear head
+    # The numeral of each class (class k is the value k), shown in results. Display only, so left
+    # out of equality: a Latin-digit model may warm-start a Bangla one (TrainConfig.init).
+    symbols: str = field(default="0123456789", compare=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.stem_channels) <= 4 or not all(1 <= c <= 1024 for c in self.stem_channels):
+            raise ValueError(f"stem_channels must be 1-4 widths in 1..1024, got {self.stem_channels}")
+        if not 1 <= len(self.block_layers) <= 4 or not all(1 <= n <= 64 for n in self.block_layers):
+            raise ValueError(f"block_layers must be 1-4 blocks of 1-64 layers, got {self.block_layers}")
+        for name, hi in (("growth_rate", 256), ("bottleneck_factor", 16)):
+            if not 1 <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} must be in 1..{hi}, got {getattr(self, name)}")
+        if not 0.0 < self.compression <= 1.0 or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"compression must be in (0, 1] and dropout in [0, 1), got {self.compression}, {self.dropout}")
+        if len(self.symbols) < 2 or len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"symbols must be at least 2 distinct characters, got {self.symbols!r}")
+
+
+@dataclass(frozen=True)
 class DataSource:
     """One stream of training strings and its share of each batch."""
 
@@ -77,6 +135,7 @@ class DataSource:
 
 
 OPTIMIZERS = ("adamw", "adadelta", "sgd")
+TASKS = ("ctc", "classify")  # digit strings (DenseNet-CTC) | single digits (DigitNet)
 
 
 @dataclass(frozen=True)
@@ -87,6 +146,7 @@ class TrainConfig:
     sources: tuple[DataSource, ...] = (DataSource("car-a-partial"),)
     validation: str = "car-a-partial"  # the real dataset whose held-out train slice picks the model
     val_fraction: float = 0.1
+    split_seed: int = -1  # seeds the validation slice; -1 = seed. A warm start keeps its parent's slice.
     batch_size: int = 32
     max_steps: int = 20000
     max_minutes: float = 0.0  # 0 = no wall-clock limit
@@ -102,23 +162,46 @@ class TrainConfig:
     num_workers: int = 1
     amp: bool = True  # used only on CUDA
     synth_pool: int = 20000  # size of the synthetic stream: string i is rendered on demand from (seed, i)
+    init: str = ""  # warm start: a bundled model name or .safetensors path with the same network ("" = random)
+    task: str = "ctc"  # ctc: digit strings | classify: single digits (strings.digits)
+    script: str = "latin"  # numerals (strings.alphabet.SCRIPT_DIGITS): a string model's alphabet, a classifier's symbols
+    label_smoothing: float = 0.0  # classify only: cross-entropy label smoothing
 
     def __post_init__(self) -> None:
-        from strings.models import MODEL_CONFIGS
+        from strings.alphabet import SCRIPT_DIGITS
+        from strings.models import DIGIT_CONFIGS, MODEL_CONFIGS
 
-        if self.model not in MODEL_CONFIGS:
-            raise ValueError(f"unknown model config {self.model!r}; known: {', '.join(sorted(MODEL_CONFIGS))}")
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASKS)}")
+        registry = MODEL_CONFIGS if self.task == "ctc" else DIGIT_CONFIGS
+        if self.model not in registry:
+            other = "classify" if self.model in DIGIT_CONFIGS else "ctc" if self.model in MODEL_CONFIGS else None
+            hint = f" ({self.model!r} is a {other} model: set task = {other!r})" if other else ""
+            raise ValueError(f"unknown {self.task} model config {self.model!r}{hint}; known: {', '.join(sorted(registry))}")
+        if self.script not in SCRIPT_DIGITS:
+            raise ValueError(f"unknown script {self.script!r}; known: {', '.join(SCRIPT_DIGITS)}")
+        if self.task == "classify" and any(src.dataset == "synth" for src in self.sources):
+            raise ValueError("the classify task trains on digit datasets; 'synth' composes strings (task = 'ctc')")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {', '.join(OPTIMIZERS)}")
         for src in self.sources:
             if src.split != "train":
                 raise ValueError(f"training source {src.dataset!r} uses split {src.split!r}: only train splits may be trained on")
+        if self.split_seed < -1:
+            raise ValueError(f"split_seed must be -1 (= seed) or a seed, got {self.split_seed}")
         for name in ("batch_size", "max_steps", "eval_every", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 _SCALARS = (bool, int, float, str)
+
+
+def split_seed(cfg: TrainConfig) -> int:
+    """The seed of the validation slice: ``split_seed``, or ``seed`` when that is -1."""
+    return cfg.seed if cfg.split_seed == -1 else cfg.split_seed
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:

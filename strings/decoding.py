@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from strings.alphabet import BLANK, Alphabet
+
+if TYPE_CHECKING:
+    from strings.amount_lm import AmountNgram
 
 __all__ = ["Decoded", "align_spans", "greedy_decode", "BeamSearchDecoder"]
 
@@ -79,13 +83,23 @@ def align_spans(log_probs: Tensor, labels: list[int]) -> tuple[tuple[int, int], 
 class BeamSearchDecoder:
     """CTC prefix beam search through torchaudio's flashlight decoder, with N-best output.
 
-    No lexicon and no language model by default: every digit sequence is allowed. Digit spans
-    come from forced alignment of each hypothesis, so they mean the same as greedy spans.
+    No lexicon; every digit sequence is allowed. ``lm`` adds a prior over strings (see
+    ``strings.amount_lm``) weighted by ``lm_weight``, with ``insertion_bonus`` per emitted digit
+    to offset the prior's pull towards short strings. With an ``lm`` a decoder instance must not
+    be shared between threads (the LM keeps per-call state). Digit spans come from forced
+    alignment of each hypothesis, so they mean the same as greedy spans.
     """
 
-    def __init__(self, alphabet: Alphabet, beam_size: int = 10, nbest: int = 1) -> None:
+    def __init__(
+        self, alphabet: Alphabet, beam_size: int = 10, nbest: int = 1, lm: AmountNgram | None = None,
+        lm_weight: float = 0.0, insertion_bonus: float = 0.0,
+    ) -> None:
         from torchaudio.models.decoder import ctc_decoder
 
+        from strings.amount_lm import DecoderLM
+
+        if lm is not None and lm.symbols != alphabet.symbols:
+            raise ValueError(f"LM symbols {lm.symbols!r} differ from the alphabet {alphabet.symbols!r}")
         self.alphabet = alphabet
         blank_token = "<blank>"
         tokens = [blank_token, *alphabet.symbols]
@@ -93,9 +107,11 @@ class BeamSearchDecoder:
         self._decoder = ctc_decoder(
             lexicon=None,
             tokens=tokens,
-            lm=None,
+            lm=DecoderLM(lm) if lm is not None else None,
             nbest=nbest,
             beam_size=beam_size,
+            lm_weight=lm_weight if lm is not None else 0.0,
+            word_score=insertion_bonus,
             blank_token=blank_token,
             sil_token=blank_token,
             log_add=True,

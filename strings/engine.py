@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -26,16 +26,17 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from strings import __version__
-from strings.alphabet import Alphabet
+from strings.alphabet import SCRIPT_DIGITS, Alphabet
 from strings.checkpoint import CheckpointError, atomic_write, load_model, save_model
-from strings.config import TrainConfig, to_dict
+from strings.config import TrainConfig, split_seed, to_dict
 from strings.datasets import ImageDataset, open_dataset, resolve_data_root, split_train_val
+from strings.distributed import Dist, init_distributed
 from strings.metrics import StringMetrics
 from strings.models import MODEL_CONFIGS, DenseNetCTC, create_model
 from strings.predictor import Recognizer
 from strings.transforms import collate_images, normalize
 
-__all__ = ["EvalReport", "evaluate", "train", "ctc_loss"]
+__all__ = ["CTCTask", "EvalReport", "Task", "evaluate", "get_task", "train", "ctc_loss"]
 
 
 @dataclass
@@ -55,7 +56,11 @@ class EvalReport:
 
 
 def evaluate(rec: Recognizer, dataset: ImageDataset, batch_size: int = 64, progress: bool = False) -> EvalReport:
-    """Exact-match accuracy, CER and throughput (image decoding included) over a dataset."""
+    """Exact-match accuracy, CER and throughput (image decoding included) over a dataset.
+
+    ``rec`` is anything with ``recognize_greys(greys, names, batch_size)`` returning results
+    with ``text`` and ``confidence``: a ``Recognizer``, or a ``strings.digits.DigitClassifier``
+    (whose ``text`` is the digit's value, so accuracy is classification accuracy)."""
     from tqdm import tqdm
 
     metrics = StringMetrics()
@@ -163,6 +168,82 @@ def collate_train(batch: list[tuple[np.ndarray, list[int]]], multiple: int = 1) 
     return images, widths, targets, lengths
 
 
+class Task(Protocol):
+    """What the one training loop needs to know about a task (``TrainConfig.task``): how to
+    build the network, turn samples into batches, score a batch, validate, and store models."""
+
+    name: str
+    loss_name: str
+
+    def build(self, cfg: TrainConfig) -> tuple[nn.Module, Any]: ...
+    def train_data(self, sources: list[ImageDataset], model: nn.Module, preprocess: Any, augment: bool) -> Dataset: ...
+    def collate(self, model: nn.Module) -> Callable[[list[Any]], Any]: ...
+    def loss(
+        self, model: nn.Module, batch: Any, dev: torch.device, autocast: Any, first_step: bool, log: Callable[[str], None],
+    ) -> tuple[Tensor, int]: ...
+    def validate(self, model: nn.Module, preprocess: Any, dataset: ImageDataset, dev: torch.device) -> dict[str, Any]: ...
+    def save(self, path: Path, model: nn.Module, preprocess: Any, extra: dict[str, Any],
+             tensors: dict[str, Tensor] | None = None) -> None: ...
+    def load(self, path: str | os.PathLike) -> tuple[nn.Module, Any, dict[str, Any], dict[str, Tensor]]: ...
+    def resolve(self, name_or_path: str) -> Path: ...
+
+
+class CTCTask:
+    """Digit strings: DenseNet-CTC, CTC loss, validation by string accuracy and CER."""
+
+    name = "ctc"
+    loss_name = "CTC loss"
+
+    def build(self, cfg: TrainConfig) -> tuple[DenseNetCTC, Any]:
+        _, pre = MODEL_CONFIGS[cfg.model]
+        alphabet = SCRIPT_DIGITS[cfg.script] if cfg.script != "latin" else None  # latin: the config's own
+        return create_model(cfg.model, alphabet=alphabet), pre
+
+    def train_data(self, sources: list[ImageDataset], model: nn.Module, preprocess: Any, augment: bool) -> Dataset:
+        return TrainStrings(sources, model, preprocess, augment)  # type: ignore[arg-type]
+
+    def collate(self, model: nn.Module) -> Callable[[list[Any]], Any]:
+        return functools.partial(collate_train, multiple=model.stride)  # type: ignore[arg-type]
+
+    def loss(
+        self, model: nn.Module, batch: Any, dev: torch.device, autocast: Any, first_step: bool, log: Callable[[str], None],
+    ) -> tuple[Tensor, int]:
+        images, widths, targets, target_lengths = batch
+        with autocast:
+            log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
+        if dev.type == "cuda" and first_step:
+            eligible = cudnn_ctc_eligible(log_probs, targets, target_lengths)
+            log(f"CTC loss on {dev}: cuDNN kernel {'eligible' if eligible else 'NOT eligible (native CUDA kernel)'}")
+        return ctc_loss(log_probs, targets, target_lengths)
+
+    def validate(self, model: nn.Module, preprocess: Any, dataset: ImageDataset, dev: torch.device) -> dict[str, Any]:
+        report = evaluate(Recognizer(model, preprocess, device=dev), dataset, batch_size=64)  # type: ignore[arg-type]
+        return {"accuracy": report.accuracy, "cer": report.cer, "n": report.n}
+
+    def save(self, path: Path, model: nn.Module, preprocess: Any, extra: dict[str, Any],
+             tensors: dict[str, Tensor] | None = None) -> None:
+        save_model(path, model, preprocess, extra, tensors=tensors)  # type: ignore[arg-type]
+
+    def load(self, path: str | os.PathLike) -> tuple[nn.Module, Any, dict[str, Any], dict[str, Tensor]]:
+        return load_model(path)
+
+    def resolve(self, name_or_path: str) -> Path:
+        from strings.predictor import resolve_model
+
+        return resolve_model(name_or_path)
+
+
+def get_task(cfg: TrainConfig) -> Task:
+    """The task object for ``cfg.task``: ``"ctc"`` here, ``"classify"`` in strings.digit_task."""
+    if cfg.task == "ctc":
+        return CTCTask()
+    if cfg.task == "classify":
+        from strings.digit_task import ClassifyTask
+
+        return ClassifyTask(label_smoothing=cfg.label_smoothing)
+    raise ValueError(f"unknown task {cfg.task!r}")
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -174,7 +255,7 @@ def _worker_init(worker_id: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     info = torch.utils.data.get_worker_info()
-    if info is not None and isinstance(info.dataset, TrainStrings):
+    if info is not None and hasattr(info.dataset, "reseed"):  # TrainStrings, TrainDigits
         info.dataset.reseed(seed)
 
 
@@ -220,7 +301,7 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], g
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _plot(history: list[dict[str, Any]], path: Path) -> None:
+def _plot(history: list[dict[str, Any]], path: Path, loss_name: str = "CTC loss") -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -228,13 +309,13 @@ def _plot(history: list[dict[str, Any]], path: Path) -> None:
     fig = Figure(figsize=(7, 4))
     FigureCanvasAgg(fig)
     ax1 = fig.add_subplot()
-    ax1.plot(minutes, [h["train_loss"] for h in history], color="tab:blue", label="train CTC loss")
+    ax1.plot(minutes, [h["train_loss"] for h in history], color="tab:blue", label=f"train {loss_name}")
     ax1.set_xlabel(f"training minutes (step {history[-1]['step']} at the end)")
-    ax1.set_ylabel("train CTC loss", color="tab:blue")
+    ax1.set_ylabel(f"train {loss_name}", color="tab:blue")
     ax1.set_yscale("log")
     ax2 = ax1.twinx()
     ax2.plot(minutes, [h["val_accuracy"] for h in history], color="tab:red", marker=".", label="val accuracy")
-    ax2.set_ylabel("validation string accuracy", color="tab:red")
+    ax2.set_ylabel("validation accuracy", color="tab:red")
     ax2.set_ylim(0, 1)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -261,11 +342,18 @@ def build_sources(
 
             # Digits and paper of the validation crops stay out of the synthetic strings.
             held_out = _held_out_names(val) if cfg.validation == "car-a-partial" else set()
+            if cfg.script == "latin":
+                bank = GlyphBank.from_data(root, exclude=held_out)
+            else:  # another script's numerals: composed from its own isolated digits (train split)
+                from strings.script_synth import script_glyph_bank
+
+                bank = script_glyph_bank(cfg.script, root, "train")
             ds: ImageDataset = SynthStrings(
-                GlyphBank.from_data(root, exclude=held_out),
+                bank,
                 Backgrounds.from_data(root, exclude=held_out),
                 n=cfg.synth_pool,
                 seed=cfg.seed,
+                charset=SCRIPT_DIGITS[cfg.script],
             )
         elif src.dataset == cfg.validation and src.split == "train":
             ds = fit
@@ -291,6 +379,12 @@ class _Run:
     state: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     scaler: Any = None  # torch.amp.GradScaler: fp16 autocast on CUDA only (bf16 needs none)
+    dist: Dist = field(default_factory=Dist)
+    net: Any = None  # what the training step calls: the model, or its DistributedDataParallel wrapper
+
+    @property
+    def task(self) -> Task:
+        return get_task(self.cfg)
 
     @property
     def last(self) -> Path:
@@ -319,7 +413,7 @@ class _Run:
 def _resume(run: _Run, log: Callable[[str], None]) -> None:
     """Load model, optimizer, RNG and progress from ``last.safetensors``; trim the log to it."""
     try:
-        m, _, meta, tensors = load_model(run.last)
+        m, _, meta, tensors = run.task.load(run.last)
     except CheckpointError as exc:
         raise CheckpointError(f"cannot resume from {run.last}: {exc}") from None
     if m.cfg != run.model.cfg or m.height != run.model.height:
@@ -335,7 +429,7 @@ def _resume(run: _Run, log: Callable[[str], None]) -> None:
     if meta.get("grad_scaler") and run.scaler is not None and run.scaler.is_enabled():
         run.scaler.load_state_dict(meta["grad_scaler"])
     run.state = meta["train_state"]
-    if run.log_path.is_file():
+    if run.log_path.is_file() and run.dist.is_main:
         rows = []
         for line in run.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
@@ -346,6 +440,23 @@ def _resume(run: _Run, log: Callable[[str], None]) -> None:
         text = "".join(json.dumps(h) + "\n" for h in run.history)
         atomic_write(run.log_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     log(f"resumed from {run.last} at step {run.state['step']} (best val accuracy {run.state['best_accuracy']:.4f})")
+
+
+def validation_split(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> tuple[ImageDataset, ImageDataset]:
+    """The (fit, validation) halves of ``cfg.validation``'s train split that ``cfg`` trains and
+    chooses its model on; rebuilt the same from a checkpoint's stored config."""
+    root = resolve_data_root(data_root)
+    return split_train_val(open_dataset(cfg.validation, "train", root), cfg.val_fraction, split_seed(cfg))
+
+
+def _warm_start(run: _Run, log: Callable[[str], None]) -> None:
+    """Start from another model's weights (``cfg.init``); the optimizer and schedule start afresh."""
+    path = run.task.resolve(run.cfg.init)
+    m, pre, _, _ = run.task.load(path)
+    if m.cfg != run.model.cfg or m.height != run.model.height or pre != run.preprocess:
+        raise CheckpointError(f"cannot warm-start from {path}: it holds a different network or preprocessing than {run.cfg.model!r}")
+    run.model.load_state_dict(m.state_dict())
+    log(f"warm start from {path}")
 
 
 def _train_period(
@@ -360,18 +471,18 @@ def _train_period(
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = run.scaler
     model.train()
+    task = run.task
     losses, infinite = [], 0
     bar = tqdm(loader, total=n_batches, desc=f"train step {run.state['step']}", unit="batch", disable=not progress, leave=False)
-    for images, widths, targets, target_lengths in bar:
+    for batch in bar:
         lr = _lr_at(run.state["step"], cfg, (time.time() - t_start) / 60.0)
+        if run.dist.enabled:
+            lr = run.dist.from_main([lr])[0]  # rank 0's clock sets the schedule for all
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-            log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
-        if dev.type == "cuda" and run.state["step"] == 0:
-            eligible = cudnn_ctc_eligible(log_probs, targets, target_lengths)
-            log(f"CTC loss on {dev}: cuDNN kernel {'eligible' if eligible else 'NOT eligible (native CUDA kernel)'}")
-        loss, n_inf = ctc_loss(log_probs, targets, target_lengths)
+        autocast = torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp)
+        # run.net: the model or its DistributedDataParallel wrapper
+        loss, n_inf = task.loss(run.net, batch, dev, autocast, run.state["step"] == 0, log)
         infinite += n_inf
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -388,34 +499,34 @@ def _train_period(
 
 def _evaluate_and_save(run: _Run, period: dict[str, Any], dev: torch.device) -> tuple[dict[str, Any], bool]:
     """Validate, log, keep the best model, and checkpoint everything atomically."""
-    report = evaluate(Recognizer(run.model, run.preprocess, device=dev), run.validation, batch_size=64)
+    task = run.task
+    metrics = task.validate(run.model, run.preprocess, run.validation, dev)
     run.model.train()
-    metrics = {"accuracy": report.accuracy, "cer": report.cer, "n": report.n}
-    improved = report.accuracy > run.state["best_accuracy"]
+    improved = metrics["accuracy"] > run.state["best_accuracy"]
     if improved:
-        run.state["best_accuracy"] = report.accuracy
+        run.state["best_accuracy"] = metrics["accuracy"]
         run.state["bad_evals"] = 0
     else:
         run.state["bad_evals"] += 1
     row = {
         "step": run.state["step"], "epoch": run.state["epoch"], "minutes": round(run.state["minutes"], 2),
-        **period, "lr": run.opt.param_groups[0]["lr"], "val_accuracy": report.accuracy, "val_cer": report.cer,
+        **period, "lr": run.opt.param_groups[0]["lr"], **{f"val_{k}": v for k, v in metrics.items() if k != "n"},
     }
     run.history.append(row)
     with open(run.log_path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")
     if improved:
-        save_model(run.best, run.model, run.preprocess, run.metadata(metrics))
+        task.save(run.best, run.model, run.preprocess, run.metadata(metrics))
     opt_tensors, opt_json = _optimizer_tensors(run.opt)
     rng = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["rng.cuda"] = torch.cuda.get_rng_state()
     scaler = run.scaler.state_dict() if run.scaler is not None and run.scaler.is_enabled() else {}
-    save_model(
+    task.save(
         run.last, run.model, run.preprocess, {**run.metadata(metrics), "optimizer": opt_json, "grad_scaler": scaler},
         tensors={**opt_tensors, **rng},
     )
-    _plot(run.history, run.out / "curves.png")
+    _plot(run.history, run.out / "curves.png", task.loss_name)
     return row, improved
 
 
@@ -440,19 +551,27 @@ def train(
         >>> train(load_train_file("configs/default.toml"), "runs/default")  # doctest: +SKIP
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp"):  # atomic_write temp files left by a kill during a write
-        stale.unlink(missing_ok=True)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ddp = init_distributed(dev)
+    if ddp.enabled and dev.type == "cuda":
+        dev = torch.device("cuda", ddp.local_rank)
+    if not ddp.is_main:
+        log, progress = (lambda msg: None), False
+    if ddp.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".*.tmp"):  # atomic_write temp files left by a kill during a write
+            stale.unlink(missing_ok=True)
+    ddp.barrier()
     # Small weights and gradients drift into denormal floats, which x86 CPUs process 3-7x
     # slower (measured: 0.96 s vs 3.2-7.2 s per step); flushing them to zero costs nothing.
     torch.set_flush_denormal(True)
     _seed_everything(cfg.seed)
-    _, pre = MODEL_CONFIGS[cfg.model]
-    model = create_model(cfg.model).to(dev)
+    task = get_task(cfg)
+    model, pre = task.build(cfg)
+    model = model.to(dev)
     root = resolve_data_root(data_root)
     if validation is None or sources is None:
-        fit, val = split_train_val(open_dataset(cfg.validation, "train", root), cfg.val_fraction, cfg.seed)
+        fit, val = validation_split(cfg, root)
         validation = validation or val
         if sources is None:
             sources, _ = build_sources(cfg, root, fit, val)
@@ -460,16 +579,26 @@ def train(
         weights = [s.weight for s in cfg.sources] if len(sources) == len(cfg.sources) else [1.0] * len(sources)
     if len(weights) != len(sources):
         raise ValueError(f"{len(weights)} weights for {len(sources)} sources")
-    data = TrainStrings(sources, model, pre, cfg.augment)
+    data = task.train_data(sources, model, pre, cfg.augment)
     per_sample = torch.cat([torch.full((len(s),), w / len(s), dtype=torch.double) for s, w in zip(sources, weights)])
     opt = _make_optimizer(model, cfg)
     state = {"step": 0, "epoch": 0, "best_accuracy": -1.0, "bad_evals": 0, "minutes": 0.0}
     fp16 = cfg.amp and dev.type == "cuda" and not torch.cuda.is_bf16_supported()
-    run = _Run(cfg, out, model, pre, opt, sources, weights, validation, state, scaler=torch.amp.GradScaler("cuda", enabled=fp16))
+    run = _Run(cfg, out, model, pre, opt, sources, weights, validation, state,
+               scaler=torch.amp.GradScaler("cuda", enabled=fp16), dist=ddp, net=model)
     if resume and run.last.is_file():
         _resume(run, log)
-    elif run.log_path.is_file():
-        run.log_path.unlink()  # a fresh run starts a fresh log
+    else:
+        if run.log_path.is_file() and ddp.is_main:
+            run.log_path.unlink()  # a fresh run starts a fresh log
+        if cfg.init:
+            _warm_start(run, log)
+    if ddp.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        run.net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        log(f"data-parallel over {ddp.world} processes ({'nccl' if dev.type == 'cuda' else 'gloo'}), "
+            f"{ddp.local_batch(cfg.batch_size)} strings each per step")
 
     t_start = time.time() - run.state["minutes"] * 60.0
     try:
@@ -477,25 +606,35 @@ def train(
             # Each period draws its batches and augmentations from a generator seeded by
             # (seed, period), so a resumed run sees exactly what the interrupted one would have.
             period_seed = cfg.seed * 100_003 + run.state["epoch"]
-            gen = torch.Generator().manual_seed(period_seed)
-            data.reseed(period_seed)
+            gen = torch.Generator().manual_seed(ddp.rank_seed(period_seed))
+            data.reseed(ddp.rank_seed(period_seed))
             n_batches = min(cfg.eval_every, cfg.max_steps - run.state["step"])
-            sampler = WeightedRandomSampler(per_sample, n_batches * cfg.batch_size, replacement=True, generator=gen)
+            local_batch = ddp.local_batch(cfg.batch_size)
+            sampler = WeightedRandomSampler(per_sample, n_batches * local_batch, replacement=True, generator=gen)
             loader = DataLoader(
-                data, batch_size=cfg.batch_size, sampler=sampler,
-                collate_fn=functools.partial(collate_train, multiple=model.stride),
+                data, batch_size=local_batch, sampler=sampler,
+                collate_fn=task.collate(model),
                 num_workers=cfg.num_workers, worker_init_fn=_worker_init, generator=gen,
             )
             period = _train_period(run, loader, n_batches, dev, progress, t_start, log)
             run.state["epoch"] += 1
             run.state["minutes"] = (time.time() - t_start) / 60.0
+            if not ddp.is_main:  # rank 0 validates and saves; the others take its verdict
+                s = run.state
+                s["minutes"], s["best_accuracy"], s["bad_evals"] = ddp.from_main([0.0, 0.0, 0.0])
+                s["bad_evals"] = int(s["bad_evals"])
+                continue
             row, improved = _evaluate_and_save(run, period, dev)
+            ddp.from_main([run.state["minutes"], run.state["best_accuracy"], float(run.state["bad_evals"])])
             log(
                 f"step {run.state['step']:6d}  {run.state['minutes']:6.1f} min  loss {row['train_loss']:.4f}  "
-                f"val acc {row['val_accuracy']:.4f}  cer {row['val_cer']:.4f}{'  *' if improved else ''}"
+                f"val acc {row['val_accuracy']:.4f}"
+                + "".join(f"  {k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("val_") and k != "val_accuracy")
+                + ("  *" if improved else "")
             )
     finally:
         torch.set_flush_denormal(False)  # the process-wide default, for the caller's own work
+        ddp.close()
     return {**run.state, "stop_reason": reason, "best": str(run.best), "last": str(run.last)}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["edit_distance", "StringMetrics", "reject_curve", "read_rate_at_error"]
+__all__ = ["align_strings", "centre_hits", "edit_distance", "StringMetrics", "reject_curve", "read_rate_at_error"]
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -18,6 +18,48 @@ def edit_distance(a: str, b: str) -> int:
             cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
         prev = cur
     return prev[-1]
+
+
+def align_strings(pred: str, truth: str) -> list[tuple[int, int]]:
+    """Pairs (i, j) of predicted and true positions that a minimum-edit alignment matches or
+    substitutes (insertions and deletions pair with nothing)."""
+    n, m = len(pred), len(truth)
+    d = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        d[i][0] = i
+    for j in range(m + 1):
+        d[0][j] = j
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (pred[i - 1] != truth[j - 1]))
+    pairs, i, j = [], n, m
+    while i > 0 and j > 0:
+        if d[i][j] == d[i - 1][j - 1] + (pred[i - 1] != truth[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif d[i][j] == d[i - 1][j] + 1:
+            i -= 1
+        else:
+            j -= 1
+    return pairs[::-1]
+
+
+Box = tuple[int, int, int, int]
+
+
+def centre_hits(pred: str, pred_boxes: list[Box], truth: str, truth_boxes: list[Box]) -> tuple[int, int]:
+    """(hits, pairs): how many aligned predicted digits have their box centre inside the
+    matching true digit's box, out of the aligned pairs (see ``align_strings``)."""
+    if len(pred_boxes) != len(pred) or len(truth_boxes) != len(truth):
+        raise ValueError("one box per character is needed on both sides")
+    hits = pairs = 0
+    for i, j in align_strings(pred, truth):
+        x0, y0, x1, y1 = pred_boxes[i]
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        g0, h0, g1, h1 = truth_boxes[j]
+        hits += g0 <= cx <= g1 and h0 <= cy <= h1
+        pairs += 1
+    return hits, pairs
 
 
 @dataclass

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -22,7 +23,11 @@ import numpy as np
 import torch
 
 from strings.alphabet import Alphabet
+from strings.backends import Backend, make_backend
+from strings.batching import width_batches
+from strings.amount import AmountReading, format_amount, review_reasons
 from strings.boxes import digit_boxes
+from strings.calibration import Calibration, measure_values
 from strings.checkpoint import CheckpointError, load_model, sha256_file
 from strings.config import PreprocessConfig
 from strings.decoding import BeamSearchDecoder, Decoded, greedy_decode
@@ -30,7 +35,7 @@ from strings.models import DenseNetCTC
 from strings.transforms import ImageInput, InvalidImageError, collate_images, load_image, normalize
 
 __all__ = [
-    "bundled_models", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
+    "AmountReading", "bundled_models", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -126,10 +131,18 @@ class Recognizer:
         metadata: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
         beam_size: int = 0,
+        calibration: Calibration | None = None,
+        backend: str | Backend = "torch",
+        threads: int | None = None,
     ) -> None:
         self.model = model.to(device).eval()
+        # The network runs in a backend (strings.backends): folded PyTorch or ONNX Runtime.
+        self.backend = make_backend(backend, self.model, preprocess, metadata, device=device, threads=threads)
         self.preprocess = preprocess
         self.metadata = metadata or {}
+        if calibration is None and "calibration" in self.metadata:
+            calibration = Calibration.from_dict(self.metadata["calibration"])
+        self.calibration = calibration
         self.device = torch.device(device)
         self.alphabet = Alphabet(model.cfg.alphabet)
         self.beam = BeamSearchDecoder(self.alphabet, beam_size=beam_size) if beam_size > 0 else None
@@ -140,15 +153,35 @@ class Recognizer:
 
     def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Decoded]:
         if self.beam is not None:
-            return [hyps[0] for hyps in self.beam(log_probs, lengths)]
-        return greedy_decode(log_probs, lengths, self.alphabet)
+            decoded = [hyps[0] for hyps in self.beam(log_probs, lengths)]
+        else:
+            decoded = greedy_decode(log_probs, lengths, self.alphabet)
+        if self.calibration is None:
+            return decoded
+        conf = measure_values(self.calibration.measure, log_probs, lengths, decoded, self.alphabet)
+        return [dataclasses.replace(d, confidence=c) for d, c in zip(decoded, conf)]
 
     @torch.inference_mode()
-    def _read_normalized(self, images: list[np.ndarray]) -> list[Decoded]:
+    def _logits(self, images: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised images -> (B, T, C) logits and (B,) valid frames per item."""
         batch, widths = collate_images(images, self.model.stride)  # (B, 1, H, W), (B,)
-        logits = self.model.logits(batch.to(self.device), widths)  # (B, T, C)
-        log_probs = logits.double().log_softmax(-1)  # float64: see DenseNetCTC.logits
-        return self._decode(log_probs, self.model.output_lengths(widths))
+        logits = self.backend.logits(batch, widths)  # (B, T, C)
+        return logits, self.model.output_lengths(widths)
+
+    def _read_normalized(self, images: list[np.ndarray]) -> list[Decoded]:
+        logits, lengths = self._logits(images)
+        t = self.calibration.temperature if self.calibration is not None else 1.0
+        log_probs = (logits.double() / t).log_softmax(-1)  # float64: see DenseNetCTC.logits
+        return self._decode(log_probs, lengths)
+
+    def item_logits(self, greys: Sequence[np.ndarray], batch_size: int = 64) -> list[torch.Tensor]:
+        """Each image's (T_i, C) logits, uncalibrated: what ``strings calibrate`` fits on."""
+        normed = [normalize(g, self.preprocess) for g in greys]
+        out: list[torch.Tensor] = []
+        for lo in range(0, len(normed), batch_size):
+            logits, lengths = self._logits(normed[lo : lo + batch_size])
+            out.extend(logits[b, : int(lengths[b])].cpu().double() for b in range(logits.shape[0]))
+        return out
 
     def _reading(self, dec: Decoded, grey_shape: tuple[int, int], ink: np.ndarray, source: str) -> Reading:
         boxes = digit_boxes(ink, dec.spans, self.model.stride, grey_shape)
@@ -174,14 +207,34 @@ class Recognizer:
         """Read already-loaded grey uint8 images (dark ink on light paper)."""
         sources = sources if sources is not None else [""] * len(greys)
         normed = [normalize(g, self.preprocess) for g in greys]
-        order = sorted(range(len(normed)), key=lambda i: normed[i].shape[1])
         out: list[Reading | None] = [None] * len(normed)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        # Width bucketing (strings.batching): narrowest first, batches closed before padding grows.
+        for idx in width_batches([n.shape[1] for n in normed], batch_size, self.model.stride):
             for i, dec in zip(idx, self._read_normalized([normed[i] for i in idx])):
                 out[i] = self._reading(dec, greys[i].shape, normed[i], sources[i])
         return out  # type: ignore[return-value]
 
+
+    def threshold(self, max_error: float) -> float:
+        """The lowest confidence to accept at ``max_error`` (from the model's calibration)."""
+        if self.calibration is None:
+            raise ValueError(
+                f"model {self.name!r} has no calibration, so no operating point can be set; run "
+                "`strings calibrate --model MODEL --out CALIBRATED.safetensors` first"
+            )
+        return self.calibration.threshold(max_error)
+
+    def amount(self, reading: Reading, max_error: float = 0.01, decimals: int = 0) -> AmountReading:
+        """A reading as a cheque amount, with ``needs_review`` set where accepting it would
+        exceed ``max_error`` (judged on the model's validation split) or where it is no amount."""
+        threshold = self.threshold(max_error)
+        reasons = review_reasons(reading.text, reading.confidence, threshold)
+        amount = format_amount(reading.text, decimals) if reading.text.isdigit() else ""
+        return AmountReading(reading.text, amount, reading.confidence, bool(reasons), tuple(reasons), max_error, threshold)
+
+    def read_amount(self, image: ImageInput, max_error: float = 0.01, decimals: int = 0) -> AmountReading:
+        """Read one cheque's courtesy amount; see ``amount``."""
+        return self.amount(self.recognize(image), max_error, decimals)
 
     # recognize_many reads its items in chunks: at most this many items, or this many pixels
     # of decoded images, are held at once (the widths of a chunk are sorted to limit padding).
@@ -241,14 +294,24 @@ def _source(item: ImageInput) -> str:
 
 
 def load(
-    name_or_path: str | os.PathLike | None = None, device: str = "cpu", beam_size: int = 0
+    name_or_path: str | os.PathLike | None = None, device: str = "cpu", beam_size: int = 0,
+    backend: str = "torch", threads: int | None = None,
 ) -> Recognizer:
     """Load a recognizer: the bundled default model, another bundled name, or a file path.
 
     ``beam_size > 0`` decodes with CTC beam search instead of the greedy best path.
+    ``backend``: ``"torch"``, ``"torch-bf16"`` or ``"onnx"`` (ONNX Runtime, CPU; see
+    ``strings.backends``); ``threads``: the cores the onnx backend uses (PyTorch uses its global
+    ``torch.set_num_threads``).
     """
     path = resolve_model(name_or_path)
     model, pre, meta, _ = load_model(path)
     meta = {**meta, "path": str(path)}
     meta.setdefault("name", str(name_or_path or "default"))
-    return Recognizer(model, pre, meta, device=device, beam_size=beam_size)
+    try:
+        calibration = Calibration.from_dict(meta["calibration"]) if "calibration" in meta else None
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: bad calibration metadata ({exc})") from None
+    return Recognizer(
+        model, pre, meta, device=device, beam_size=beam_size, calibration=calibration, backend=backend, threads=threads
+    )

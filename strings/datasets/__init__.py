@@ -32,11 +32,13 @@ from strings.datasets.readers import (
     read_orand_car,
     read_usps,
 )
+from strings.datasets.digits import DigitSet, read_cmater, read_gujarati, read_gurmukhi, read_kannada
 
 __all__ = [
     "DATASETS",
     "ArrayDataset",
     "DatasetError",
+    "DigitSet",
     "FileDataset",
     "ImageDataset",
     "Sample",
@@ -57,7 +59,28 @@ DATASETS: dict[str, Callable[[Path, str], ImageDataset]] = {
     "car-a-partial": read_car_partial,
     "mnist": read_mnist,
     "usps": read_usps,
+    # Single digits of Indian scripts (strings/datasets/digits.py: repeats dropped, Kannada and
+    # Gujarati splits) and synthetic strings composed from them (strings/script_synth.py).
+    "bangla": lambda root, split: read_cmater(root, "bangla", split),
+    "devanagari": lambda root, split: read_cmater(root, "devanagari", split),
+    "telugu": lambda root, split: read_cmater(root, "telugu", split),
+    "kannada": read_kannada,
+    "gujarati": read_gujarati,
+    "gurmukhi": read_gurmukhi,
 }
+
+
+def _script_strings_reader(script: str) -> Callable[[Path, str], ImageDataset]:
+    def read(root: Path, split: str) -> ImageDataset:
+        from strings.script_synth import read_script_strings  # imports strings.synth, which imports this package
+
+        return read_script_strings(root, script, split)
+
+    return read
+
+
+for _script in ("bangla", "devanagari", "telugu", "kannada", "gujarati", "gurmukhi"):
+    DATASETS[f"{_script}-strings"] = _script_strings_reader(_script)
 
 
 def open_dataset(name: str, split: str, data_root: str | os.PathLike | None = None) -> ImageDataset:

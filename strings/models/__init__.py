@@ -1,11 +1,15 @@
-"""Named model configurations behind one factory."""
+"""Named model configurations behind one factory per task (strings: ``create_model``,
+single digits: ``create_digit_model``)."""
 
 from __future__ import annotations
 
-from strings.config import ModelConfig, PreprocessConfig
+from strings.config import DigitNetConfig, DigitPreprocessConfig, ModelConfig, PreprocessConfig
 from strings.models.densenet_ctc import DenseNetCTC
+from strings.models.digit_net import DigitNet
 
-__all__ = ["MODEL_CONFIGS", "DenseNetCTC", "create_model", "list_configs"]
+__all__ = [
+    "DIGIT_CONFIGS", "MODEL_CONFIGS", "DenseNetCTC", "DigitNet", "create_digit_model", "create_model", "list_configs",
+]
 
 # Each entry: the network and the preprocessing it was designed for.
 # Choices are measured in benchmarks/RESULTS.md ("Choosing the architecture").
@@ -27,8 +31,50 @@ MODEL_CONFIGS: dict[str, tuple[ModelConfig, PreprocessConfig]] = {
 }
 
 
+# Single-digit classifiers (task "classify"), each with the canvas it reads. Measured training
+# speed is in configs/digits_mnist.toml.
+DIGIT_CONFIGS: dict[str, tuple[DigitNetConfig, DigitPreprocessConfig]] = {
+    # 0.26 M parameters, 37 M multiply-adds per 28x28 digit (torch's flop counter), 200 features.
+    "densenet_digits_small": (DigitNetConfig(), DigitPreprocessConfig()),
+    # 0.90 M parameters, 103 M multiply-adds, 416 features: for when time is less short.
+    "densenet_digits_base": (
+        DigitNetConfig(stem_channels=(32, 64), growth_rate=24, block_layers=(8, 12), dropout=0.25),
+        DigitPreprocessConfig(),
+    ),
+    # Tiny: for tests only. Builds and runs in milliseconds.
+    "test_tiny_digits": (
+        DigitNetConfig(stem_channels=(8,), growth_rate=4, block_layers=(1, 1), bottleneck_factor=2, dropout=0.0),
+        DigitPreprocessConfig(size=16, box=12),
+    ),
+}
+
+
 def list_configs() -> list[str]:
-    return sorted(MODEL_CONFIGS)
+    """Every named config, string models and digit classifiers."""
+    return sorted([*MODEL_CONFIGS, *DIGIT_CONFIGS])
+
+
+def create_digit_model(
+    name: str | None = None, *, model_cfg: DigitNetConfig | None = None, size: int | None = None, symbols: str | None = None
+) -> DigitNet:
+    """Build a digit classifier by config name, or from an explicit config (as a checkpoint does).
+
+    Example:
+        >>> create_digit_model("test_tiny_digits", symbols="০১২৩৪৫৬৭৮৯").num_classes
+        10
+    """
+    if model_cfg is None:
+        if name not in DIGIT_CONFIGS:
+            raise KeyError(f"unknown digit model config {name!r}; known: {', '.join(sorted(DIGIT_CONFIGS))}")
+        model_cfg, pre = DIGIT_CONFIGS[name]
+        size = size or pre.size
+    if symbols is not None:
+        import dataclasses
+
+        model_cfg = dataclasses.replace(model_cfg, symbols=symbols)
+    if size is None:
+        raise ValueError("size is required with an explicit model_cfg")
+    return DigitNet(model_cfg, size)
 
 
 def create_model(

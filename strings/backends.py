@@ -1,0 +1,200 @@
+"""Where a recognizer's network runs: eager PyTorch or ONNX Runtime.
+
+A backend maps a padded batch to logits and nothing else; preprocessing and CTC decoding stay
+in ``Recognizer`` and are the same for every backend.
+
+- ``"torch"``: the network with its batch norms folded (``strings.export.fold_for_inference``)
+  in channels-last memory order, under ``torch.inference_mode``. The thread count is PyTorch's
+  (``torch.set_num_threads``).
+- ``"torch-bf16"``: the same in bfloat16 (the head in float32), for CPUs with bfloat16
+  instructions; see ``TorchBackend``.
+- ``"onnx"``: the same folded network exported to ONNX (in memory, at load time) and run by
+  ONNX Runtime's CPU provider, with denormal floats flushed to zero. About half eager
+  PyTorch's latency on one image, where per-operator overhead dominates
+  (``benchmarks/speed.py``). ``threads``: the cores it uses (default: all).
+
+Example:
+    >>> import strings
+    >>> rec = strings.load(backend="onnx")                 # doctest: +SKIP
+    >>> rec.recognize("amount.png").text                   # doctest: +SKIP
+    '1500'
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from strings.config import PreprocessConfig
+from strings.models import DenseNetCTC
+
+__all__ = ["BACKENDS", "Backend", "OnnxBackend", "TorchBackend", "make_backend"]
+
+BACKENDS = ("torch", "torch-bf16", "onnx")
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Padded images (B, 1, H, W) float32 and valid widths (B,) int64 -> logits (B, T, C)."""
+
+    name: str
+
+    def logits(self, images: Tensor, widths: Tensor) -> Tensor: ...
+
+
+class TorchBackend:
+    """Eager PyTorch. ``fold``: run the folded inference twin (same results within float
+    rounding, fewer ops); ``channels_last``: NHWC memory order, which oneDNN's convolutions and
+    pooling prefer on CPU. With both off this is exactly ``DenseNetCTC.logits``.
+
+    ``bf16``: run the network body in bfloat16 (the final 1x1 head stays float32, so logits keep
+    float32 resolution). About twice the speed where the CPU has bfloat16 instructions
+    (AVX512-BF16, AMX); emulated, hence slow, where it has not. Readings may differ from float32
+    in rare close cases, and confidences by about 1%: measure on your data before using it.
+    """
+
+    name = "torch"
+
+    def __init__(
+        self, model: DenseNetCTC, device: str | torch.device = "cpu", fold: bool = True, channels_last: bool = True,
+        bf16: bool = False,
+    ) -> None:
+        from strings.export import fold_for_inference
+
+        self.device = torch.device(device)
+        if bf16 and not fold:
+            raise ValueError("bf16 runs the folded network: pass fold=True")
+        net: torch.nn.Module = fold_for_inference(model) if fold else model.eval()
+        if bf16:
+            net = net.to(torch.bfloat16)
+            net.head.float()  # type: ignore[union-attr]
+            self.name = "torch-bf16"
+        self.channels_last = channels_last
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net.to(self.device)
+        self.fold = fold
+        self.bf16 = bf16
+
+    @torch.inference_mode()
+    def logits(self, images: Tensor, widths: Tensor) -> Tensor:
+        x = images.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net.logits(x, widths.to(self.device)).float().contiguous()  # (B, T, C)
+
+
+class OnnxBackend:
+    """ONNX Runtime on the CPU. ``model`` is an ONNX graph as ``strings.export.export_onnx``
+    writes it (bytes or a path).
+
+    ``threads``: CPU cores to use (default: all usable), as ONNX Runtime intra-op threads.
+    ``split_batches``: instead, cut a batch of at least ``2 * MIN_SPLIT_ROWS`` images into
+    ``threads`` row blocks read at once by single-threaded runs of one session (it is
+    thread-safe). On the 2-core machine this was 1.3x faster while another job held the cores
+    and 1.3x slower on a quiet machine (``benchmarks/speed.py``), so it is off by default.
+    Each image's logits do not depend on its neighbours (column masks), so either way only
+    float rounding changes. ``flush_denormals``: treat denormal floats as zero
+    (``session.set_denormal_as_zero``).
+    """
+
+    name = "onnx"
+    MIN_SPLIT_ROWS = 2
+
+    def __init__(
+        self, model: bytes | str | os.PathLike, threads: int | None = None, flush_denormals: bool = True,
+        split_batches: bool = False,
+    ) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError("the onnx backend needs onnxruntime: pip install 'strings[onnx]'") from None
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        self.threads = threads or _usable_cores()
+        source = model if isinstance(model, bytes) else os.fspath(model)
+
+        def session(intra: int) -> Any:
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            opts.intra_op_num_threads = intra
+            opts.inter_op_num_threads = 1
+            if flush_denormals:
+                opts.add_session_config_entry("session.set_denormal_as_zero", "1")
+            return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+        self.session = session(self.threads)
+        names = [i.name for i in self.session.get_inputs()]
+        if names != ["images", "widths"]:
+            raise ValueError(f"not a strings ONNX graph: inputs {names}, expected ['images', 'widths']")
+        self._split = session(1) if split_batches and self.threads > 1 else None
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_model(
+        cls,
+        model: DenseNetCTC,
+        preprocess: PreprocessConfig,
+        metadata: dict[str, Any] | None = None,
+        threads: int | None = None,
+        flush_denormals: bool = True,
+    ) -> OnnxBackend:
+        """Export ``model`` in memory (about a second) and open a session on it."""
+        from strings.export import export_onnx
+
+        return cls(export_onnx(model, preprocess, None, metadata), threads=threads, flush_denormals=flush_denormals)
+
+    @staticmethod
+    def _run(session: Any, images: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        return session.run(["logits"], {"images": images, "widths": widths})[0]
+
+    def logits(self, images: Tensor, widths: Tensor) -> Tensor:
+        x = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)  # (B, 1, H, W)
+        w = widths.detach().cpu().numpy().astype(np.int64)  # (B,)
+        b = x.shape[0]
+        if self._split is None or b < 2 * self.MIN_SPLIT_ROWS:
+            return torch.from_numpy(self._run(self.session, x, w))  # (B, T, C)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="strings-onnx")
+        k = min(self.threads, b // self.MIN_SPLIT_ROWS)
+        bounds = np.linspace(0, b, k + 1).astype(int)
+        parts = self._pool.map(lambda i: self._run(self._split, x[bounds[i] : bounds[i + 1]], w[bounds[i] : bounds[i + 1]]),
+                               range(k))
+        return torch.from_numpy(np.concatenate(list(parts), axis=0))  # (B, T, C)
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def make_backend(
+    kind: str | Backend,
+    model: DenseNetCTC,
+    preprocess: PreprocessConfig,
+    metadata: dict[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+) -> Backend:
+    """A backend by name (``BACKENDS``), or ``kind`` itself if it already is one."""
+    if not isinstance(kind, str):
+        if not isinstance(kind, Backend):
+            raise TypeError(f"backend must be one of {BACKENDS} or a Backend, got {type(kind).__name__}")
+        return kind
+    if kind in ("torch", "torch-bf16"):
+        return TorchBackend(model, device, bf16=kind == "torch-bf16")
+    if kind == "onnx":
+        if torch.device(device).type != "cpu":
+            raise ValueError(f"the onnx backend runs on the CPU only, not {device}")
+        return OnnxBackend.from_model(model, preprocess, metadata, threads=threads)
+    raise ValueError(f"unknown backend {kind!r}; choose from {', '.join(BACKENDS)}")

@@ -1,0 +1,227 @@
+"""Which string confidence to trust, and where to draw the line.
+
+A bank accepts a reading without a person only when its confidence clears a threshold chosen
+for a target error rate. That works only if the confidence ranks right readings above wrong
+ones. This module computes several candidate confidences from the same network output,
+fits a softmax temperature, scores every candidate on a validation split by how well it ranks
+(area under the risk-coverage curve, AURC: the mean error rate of the accepted set over all
+read rates; lower is better), and keeps the best as a ``Calibration`` stored in the model file.
+
+Candidate measures, all in [0, 1]:
+- ``path``: probability of the single best frame path (blanks included);
+- ``posterior``: probability of the decoded *string*, summed over every frame path that spells
+  it (``exp(-CTC loss)``), so a digit spread over several frames is not penalised;
+- ``min_char`` / ``mean_char``: the lowest / mean digit confidence (1 for an empty reading);
+- ``margin``: the decoded string's posterior minus that of the best other string from a
+  two-best beam search: low when the network hesitates between two readings.
+Each measure is computed on log-probabilities at temperature ``T`` (logits / T).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from strings.alphabet import Alphabet
+from strings.decoding import BeamSearchDecoder, Decoded, greedy_decode
+from strings.metrics import read_rate_at_error, reject_curve
+
+__all__ = [
+    "MEASURES", "Calibration", "CandidateScore", "aurc", "fit_temperature", "measure_values", "string_posteriors",
+]
+
+MEASURES = ("path", "posterior", "min_char", "mean_char", "margin")
+TEMPERATURE_GRID = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 61)))
+MARGIN_BEAM = 8  # beam width of the two-best search behind the ``margin`` measure
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The chosen confidence measure and temperature, with the validation evidence for
+    operating points: ``validation`` holds (confidence, correct) of every validation reading,
+    so a threshold for any target error rate can be derived without the data."""
+
+    measure: str = "path"
+    temperature: float = 1.0
+    fitted_on: str = ""
+    validation: tuple[tuple[float, bool], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.measure not in MEASURES:
+            raise ValueError(f"unknown confidence measure {self.measure!r}; known: {', '.join(MEASURES)}")
+        if not (math.isfinite(self.temperature) and 0.05 <= self.temperature <= 50.0):
+            raise ValueError(f"temperature must be a finite number in [0.05, 50], got {self.temperature!r}")
+
+    def threshold(self, max_error: float) -> float:
+        """The lowest confidence accepted at ``max_error`` on the validation readings
+        (``inf``: no threshold reaches that error rate there, so every reading needs review)."""
+        if not 0.0 <= max_error < 1.0:
+            raise ValueError(f"max_error must be in [0, 1), got {max_error}")
+        if not self.validation:
+            raise ValueError("this model has no calibration evidence: run `strings calibrate` on it first")
+        conf = [c for c, _ in self.validation]
+        ok = [bool(k) for _, k in self.validation]
+        thr = read_rate_at_error(conf, ok, (max_error,))[f"{max_error:g}"]["threshold"]
+        return math.inf if thr is None else float(thr)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "measure": self.measure, "temperature": self.temperature, "fitted_on": self.fitted_on,
+            "validation": [[c, k] for c, k in self.validation],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Calibration:
+        if not isinstance(d, dict):
+            raise ValueError(f"calibration must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {"measure", "temperature", "fitted_on", "validation"}
+        if unknown:
+            raise ValueError(f"unknown calibration keys: {', '.join(sorted(unknown))}")
+        pairs = d.get("validation", [])
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], (int, float)) and isinstance(p[1], bool)
+            for p in pairs
+        ):
+            raise ValueError("calibration validation must be a list of [confidence, correct] pairs")
+        temperature = d.get("temperature", 1.0)
+        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
+            raise ValueError(f"calibration temperature must be a number, got {temperature!r}")
+        return cls(
+            str(d.get("measure", "path")), float(temperature), str(d.get("fitted_on", "")),
+            tuple((float(c), bool(k)) for c, k in pairs),
+        )
+
+
+def string_posteriors(log_probs: Tensor, lengths: Tensor, labels: Sequence[Sequence[int]]) -> list[float]:
+    """P(string | image) for each item, summed over all CTC paths that spell it.
+
+    Args:
+        log_probs: (B, T, C) log-softmax outputs (float64 keeps tiny posteriors exact).
+        lengths: (B,) valid frames per item.
+        labels: per item, the class indices of the string (blank excluded).
+    """
+    lp = log_probs.detach().cpu().double().transpose(0, 1)  # (T, B, C)
+    targets = torch.tensor([k for lab in labels for k in lab], dtype=torch.long)  # (sum L,)
+    target_lengths = torch.tensor([len(lab) for lab in labels], dtype=torch.long)  # (B,)
+    nll = F.ctc_loss(lp, targets, lengths.cpu().long(), target_lengths, blank=0, reduction="none", zero_infinity=False)
+    return [float(math.exp(-x)) if math.isfinite(x) else 0.0 for x in nll.tolist()]  # (B,)
+
+
+def measure_values(
+    measure: str, log_probs: Tensor, lengths: Tensor, decoded: Sequence[Decoded], alphabet: Alphabet
+) -> list[float]:
+    """The confidence ``measure`` of each decoded reading, from the log-probs it was read from."""
+    if measure == "path":
+        lp = log_probs.detach().cpu().double()
+        best = lp.max(dim=-1).values  # (B, T)
+        return [float(best[b, : int(lengths[b])].sum().exp()) for b in range(lp.shape[0])]
+    if measure in ("min_char", "mean_char"):
+        agg = min if measure == "min_char" else (lambda xs: sum(xs) / len(xs))
+        return [float(agg(d.char_confidences)) if d.char_confidences else 1.0 for d in decoded]
+    labels = [alphabet.encode(d.text) for d in decoded]
+    post = string_posteriors(log_probs, lengths, labels)
+    if measure == "posterior":
+        return post
+    if measure == "margin":
+        beams = BeamSearchDecoder(alphabet, beam_size=MARGIN_BEAM, nbest=2)(log_probs, lengths)
+        others = [next((h.text for h in hyps if h.text != d.text), None) for hyps, d in zip(beams, decoded)]
+        rival = [alphabet.encode(t) if t is not None else [] for t in others]
+        rival_post = string_posteriors(log_probs, lengths, rival)
+        return [max(0.0, p - (q if t is not None else 0.0)) for p, q, t in zip(post, rival_post, others)]
+    raise ValueError(f"unknown confidence measure {measure!r}; known: {', '.join(MEASURES)}")
+
+
+def aurc(confidences: Sequence[float], correct: Sequence[bool]) -> float:
+    """Area under the risk-coverage curve: the error rate of the accepted set averaged over
+    every read rate from 1/n to 1. 0 when all wrong readings rank below all right ones."""
+    if not confidences:
+        return float("nan")
+    _, err, _ = reject_curve(list(confidences), list(correct))
+    return float(np.mean(err))
+
+
+def _bce(conf: Sequence[float], correct: Sequence[bool]) -> float:
+    p = np.clip(np.asarray(conf, dtype=np.float64), 1e-12, 1 - 1e-12)
+    y = np.asarray(correct, dtype=np.float64)
+    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def fit_temperature(
+    logits: Sequence[Tensor], decoded: Sequence[Decoded], correct: Sequence[bool], alphabet: Alphabet
+) -> float:
+    """The temperature whose string posterior best predicts correctness (binary cross-entropy
+    over ``TEMPERATURE_GRID``). ``logits`` holds one (T_i, C) tensor per reading."""
+    labels = [alphabet.encode(d.text) for d in decoded]
+    best_t, best_loss = 1.0, math.inf
+    for t in TEMPERATURE_GRID:
+        post = [string_posteriors((lg.double() / t).log_softmax(-1)[None], torch.tensor([lg.shape[0]]), [lab])[0]
+                for lg, lab in zip(logits, labels)]
+        loss = _bce(post, correct)
+        if loss < best_loss - 1e-12:
+            best_t, best_loss = t, loss
+    return best_t
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One (measure, temperature) candidate scored on a labelled set."""
+
+    measure: str
+    temperature: float
+    aurc: float
+    bce: float
+    read_rate_at_error: dict[str, float]
+
+
+def _padded(logits: Sequence[Tensor], temperature: float) -> tuple[Tensor, Tensor]:
+    """Per-item (T_i, C) logits -> (B, T_max, C) float64 log-probs at ``temperature`` and (B,) lengths."""
+    lengths = torch.tensor([lg.shape[0] for lg in logits], dtype=torch.long)
+    lp = torch.nn.utils.rnn.pad_sequence([lg.double() / temperature for lg in logits], batch_first=True)
+    return lp.log_softmax(-1), lengths  # (B, T_max, C), (B,)
+
+
+def score_candidates(
+    logits: Sequence[Tensor], labels: Sequence[str], alphabet: Alphabet, temperatures: Sequence[float] = (1.0,)
+) -> tuple[list[CandidateScore], dict[tuple[str, float], list[float]], list[bool]]:
+    """Read each item greedily and score every measure at every temperature on one labelled
+    set; also returns each candidate's values and which readings are right."""
+    scores, values, correct = [], {}, []
+    for t in dict.fromkeys(temperatures):
+        lp, lengths = _padded(logits, t)
+        decoded = greedy_decode(lp, lengths, alphabet)  # the same strings at any temperature
+        correct = [d.text == y for d, y in zip(decoded, labels)]
+        for m in MEASURES:
+            conf = measure_values(m, lp, lengths, decoded, alphabet)
+            values[(m, t)] = conf
+            rr = read_rate_at_error(conf, correct, (0.05, 0.01, 0.005, 0.001))
+            scores.append(CandidateScore(m, t, aurc(conf, correct), _bce(conf, correct),
+                                         {k: float(v["read_rate"]) for k, v in rr.items()}))
+    return scores, values, correct
+
+
+def choose(scores: Sequence[CandidateScore]) -> CandidateScore:
+    """The best ranking candidate: lowest AURC, then the higher read rate at 1% error, then the
+    better-calibrated (lower cross-entropy), then the simplest (T = 1, earlier in MEASURES)."""
+    return min(scores, key=lambda s: (round(s.aurc, 12), -s.read_rate_at_error.get("0.01", 0.0), round(s.bce, 12),
+                                      s.temperature != 1.0, MEASURES.index(s.measure)))
+
+
+def calibrate(
+    logits: Sequence[Tensor], labels: Sequence[str], alphabet: Alphabet, fitted_on: str
+) -> tuple[Calibration, list[CandidateScore]]:
+    """Fit a temperature, score all candidates on (T_i, C) logits of labelled images and keep
+    the best (see ``choose``)."""
+    lp, lengths = _padded(logits, 1.0)
+    decoded = greedy_decode(lp, lengths, alphabet)
+    correct = [d.text == y for d, y in zip(decoded, labels)]
+    t_fit = fit_temperature(logits, decoded, correct, alphabet)
+    scores, values, correct = score_candidates(logits, labels, alphabet, (1.0, t_fit))
+    best = choose(scores)
+    evidence = tuple((float(c), bool(k)) for c, k in zip(values[(best.measure, best.temperature)], correct))
+    return Calibration(best.measure, best.temperature, fitted_on, evidence), scores

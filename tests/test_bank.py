@@ -1,0 +1,197 @@
+"""Issue 5 pieces: confidence candidates and calibration, amount results, the amount prior
+for beam search, and the digit-box metric."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from strings.alphabet import Alphabet
+from strings.amount import format_amount, review_reasons
+from strings.amount_lm import EOS, AmountNgram
+from strings.calibration import MEASURES, Calibration, aurc, calibrate, choose, measure_values, string_posteriors
+from strings.decoding import BeamSearchDecoder, greedy_decode
+from strings.metrics import align_strings, centre_hits
+from strings.predictor import Recognizer, load
+
+DIGITS = Alphabet("0123456789")
+
+
+def _random_log_probs(b: int, t: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(b, t, 11, generator=g, dtype=torch.float64) * 3).log_softmax(-1)  # (B, T, C)
+
+
+def _brute_posterior(lp: torch.Tensor, label: list[int]) -> float:
+    """Sum of the probabilities of every frame path that collapses to ``label``."""
+    t_len, c = lp.shape
+    total = 0.0
+    for path in itertools.product(range(c), repeat=t_len):
+        out, prev = [], 0
+        for k in path:
+            if k != 0 and k != prev:
+                out.append(k)
+            prev = k
+        if out == label:
+            total += math.exp(sum(float(lp[t, k]) for t, k in enumerate(path)))
+    return total
+
+
+def test_string_posterior_matches_brute_force():
+    lp = _random_log_probs(1, 4)[:, :, :4].log_softmax(-1)  # 3 symbols + blank keeps 4^4 paths
+    for label in ([], [1], [2, 2], [1, 3], [3, 2, 1]):
+        got = string_posteriors(lp, torch.tensor([4]), [label])[0]
+        assert got == pytest.approx(_brute_posterior(lp[0], label), rel=1e-9, abs=1e-15)
+
+
+def test_posteriors_of_all_strings_sum_to_one():
+    lp = _random_log_probs(1, 3)[:, :, :3].log_softmax(-1)  # blank + 2 symbols, 3 frames
+    strings = [[]] + [list(s) for n in (1, 2, 3) for s in itertools.product((1, 2), repeat=n)]
+    total = sum(string_posteriors(lp, torch.tensor([3]), [s])[0] for s in strings)
+    assert total == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+def test_measures_are_probability_like_and_respect_lengths(measure):
+    lp = _random_log_probs(3, 12, seed=1)
+    lengths = torch.tensor([12, 7, 3])
+    dec = greedy_decode(lp, lengths, DIGITS)
+    vals = measure_values(measure, lp, lengths, dec, DIGITS)
+    assert len(vals) == 3 and all(0.0 <= v <= 1.0 for v in vals)
+    # an item's value depends only on its own valid frames
+    alone = measure_values(measure, lp[1:2, :7], lengths[1:2], dec[1:2], DIGITS)
+    assert alone[0] == pytest.approx(vals[1], rel=1e-9)
+
+
+def test_path_measure_is_greedy_confidence_and_posterior_is_at_least_it():
+    lp = _random_log_probs(4, 10, seed=2)
+    lengths = torch.full((4,), 10)
+    dec = greedy_decode(lp, lengths, DIGITS)
+    path = measure_values("path", lp, lengths, dec, DIGITS)
+    post = measure_values("posterior", lp, lengths, dec, DIGITS)
+    assert path == pytest.approx([d.confidence for d in dec])
+    assert all(p >= q - 1e-12 for p, q in zip(post, path))
+
+
+def test_aurc_orders_rankings():
+    correct = [True, True, False, True, False]
+    perfect = [0.9, 0.8, 0.1, 0.7, 0.2]
+    inverted = [0.1, 0.2, 0.9, 0.3, 0.8]
+    assert aurc(perfect, correct) < aurc(inverted, correct)
+    assert aurc([0.9, 0.8], [True, True]) == 0.0
+
+
+def test_calibration_threshold_and_roundtrip():
+    evidence = ((0.99, True), (0.95, True), (0.9, False), (0.8, True), (0.5, False))
+    cal = Calibration("min_char", 1.3, "val", evidence)
+    assert cal.threshold(0.0) == pytest.approx(0.95)  # the two above the first wrong one
+    assert cal.threshold(0.34) == pytest.approx(0.8)  # 1 wrong of 4
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    assert Calibration("path", 1.0, "val", ((0.9, False),)).threshold(0.01) == math.inf
+    with pytest.raises(ValueError, match="unknown confidence measure"):
+        Calibration("nope")
+    with pytest.raises(ValueError, match="temperature"):
+        Calibration("path", float("nan"))
+    with pytest.raises(ValueError, match="unknown calibration keys"):
+        Calibration.from_dict({"measure": "path", "extra": 1})
+    with pytest.raises(ValueError, match="no calibration evidence"):
+        Calibration().threshold(0.01)
+
+
+def test_choose_prefers_lower_aurc_then_simpler():
+    from strings.calibration import CandidateScore
+
+    a = CandidateScore("posterior", 1.5, 0.02, 0.3, {"0.01": 0.5})
+    b = CandidateScore("min_char", 1.0, 0.02, 0.3, {"0.01": 0.5})
+    c = CandidateScore("path", 1.0, 0.05, 0.2, {"0.01": 0.9})
+    assert choose([a, b, c]) is b
+
+
+def test_calibrate_on_logits_picks_a_candidate_with_evidence():
+    g = torch.Generator().manual_seed(3)
+    logits = [torch.randn(n, 11, generator=g, dtype=torch.float64) * 4 for n in (6, 9, 12, 5, 8)]
+    lp = [x.log_softmax(-1)[None] for x in logits]
+    labels = [greedy_decode(p, torch.tensor([p.shape[1]]), DIGITS)[0].text for p in lp]
+    labels[1] = labels[1] + "7"  # one wrong reading
+    cal, scores = calibrate(logits, labels, DIGITS, "unit")
+    assert cal.measure in MEASURES and len(cal.validation) == 5
+    assert sum(not ok for _, ok in cal.validation) == 1
+    assert len(scores) in (len(MEASURES), 2 * len(MEASURES))
+
+
+def test_recognizer_uses_calibration(tiny_checkpoint, digit_images):
+    base = load(tiny_checkpoint)
+    greys = [g for _, g in digit_images]
+    cal = Calibration("min_char", 2.0, "unit", ((0.9, True),))
+    calibrated = Recognizer(base.model, base.preprocess, base.metadata, calibration=cal)
+    plain, tempered = base.recognize_batch(greys), calibrated.recognize_batch(greys)
+    assert [r.text for r in plain] == [r.text for r in tempered]  # temperature keeps the argmax
+    for r in tempered:
+        expect = min((d.confidence for d in r.digits), default=1.0)
+        assert r.confidence == pytest.approx(expect)
+
+
+def test_amount_needs_calibration_and_flags_review(tiny_checkpoint, digit_images):
+    rec = load(tiny_checkpoint)
+    reading = rec.recognize(digit_images[2][1])
+    with pytest.raises(ValueError, match="strings calibrate"):
+        rec.amount(reading)
+    rec.calibration = Calibration("path", 1.0, "unit", ((1.0, True), (0.0, False)))
+    amt = rec.amount(reading, max_error=0.01)
+    assert amt.threshold == 1.0 and amt.digits == reading.text
+    assert amt.needs_review == (reading.confidence < 1.0 or bool(review_reasons(reading.text, 1.0, 0.0)))
+    assert amt.to_dict()["reasons"] == list(amt.reasons)
+
+
+def test_format_amount_and_reasons():
+    assert format_amount("1250") == "1,250"
+    assert format_amount("125000", thousands=".") == "125.000"
+    assert format_amount("125000", decimals=2) == "1,250.00"
+    assert format_amount("5", decimals=2) == "0.05"
+    assert format_amount("") == ""
+    assert review_reasons("1500", 0.99, 0.9) == []
+    assert review_reasons("0150", 0.99, 0.9) == ["leading zero"]
+    assert review_reasons("", 0.99, 0.9) == ["no digits read"]
+    assert review_reasons("15", 0.5, 0.9)[0].startswith("confidence 0.5000 below")
+
+
+def test_ngram_is_a_distribution_and_learns_amounts():
+    lm = AmountNgram.fit(["1500", "2000", "12000", "500", "3000"], "0123456789", order=3)
+    for ctx in ("", "1", "15", "9"):
+        total = sum(math.exp(lm.logprob(ctx, s)) for s in [*"0123456789", EOS])
+        assert total == pytest.approx(1.0)
+    assert lm.logprob("", "0") < lm.logprob("", "1")  # amounts do not start with 0
+    assert lm.logprob("20", "0") > lm.logprob("20", "7")
+    assert AmountNgram.from_dict(lm.to_dict()) == lm
+    with pytest.raises(ValueError, match="outside"):
+        AmountNgram.fit(["12a"], "0123456789")
+    with pytest.raises(ValueError, match="bad amount n-gram"):
+        AmountNgram.from_dict({"symbols": "0123456789"})
+
+
+def test_beam_with_zero_weight_lm_equals_plain_beam():
+    lp = _random_log_probs(4, 14, seed=4)
+    lengths = torch.tensor([14, 11, 8, 5])
+    lm = AmountNgram.fit(["100", "250", "9000"], "0123456789")
+    plain = BeamSearchDecoder(DIGITS, 8)(lp, lengths)
+    zero = BeamSearchDecoder(DIGITS, 8, lm=lm, lm_weight=0.0)(lp, lengths)
+    assert [h[0].text for h in plain] == [h[0].text for h in zero]
+    with pytest.raises(ValueError, match="LM symbols"):
+        BeamSearchDecoder(Alphabet("0123"), 4, lm=lm)
+
+
+def test_align_and_centre_hits():
+    assert align_strings("1500", "1500") == [(0, 0), (1, 1), (2, 2), (3, 3)]
+    assert align_strings("150", "1500") == [(0, 0), (1, 1), (2, 3)]  # one 0 deleted; the last 0s pair up
+    assert align_strings("1700", "1500") == [(0, 0), (1, 1), (2, 2), (3, 3)]  # a substitution pairs
+    assert align_strings("", "12") == []
+    truth = [(0, 0, 10, 10), (10, 0, 20, 10)]
+    assert centre_hits("12", [(1, 1, 9, 9), (11, 1, 19, 9)], "12", truth) == (2, 2)
+    assert centre_hits("12", [(1, 1, 9, 9), (0, 0, 4, 4)], "12", truth) == (1, 2)
+    assert centre_hits("2", [(11, 1, 19, 9)], "12", truth) == (1, 1)  # aligned to the second digit
+    with pytest.raises(ValueError):
+        centre_hits("12", [(0, 0, 1, 1)], "12", truth)
