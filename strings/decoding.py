@@ -3,9 +3,11 @@
 Confidence, defined once for the whole project:
 - a digit's confidence is the highest probability the model gives that digit on any frame
   of the span that emits it;
-- a string's confidence is the probability of the single best frame path (the product over
-  all frames, blanks included, of the winning class probability); for beam search it is
-  ``exp(score)`` of the hypothesis. An empty reading has the blank path's probability.
+- a string's confidence, as decoded here, is the probability of the single best frame path
+  (the product over all frames, blanks included, of the winning class probability); for beam
+  search it is ``exp(score)`` of the hypothesis. An empty reading has the blank path's
+  probability. A calibrated model replaces it with the measure its calibration chose
+  (``strings.calibration``; the bundled model: the minimum digit confidence at T = 1.26).
 """
 
 from __future__ import annotations
