@@ -19,8 +19,16 @@ __all__ = ["main"]
 BENCHMARK_DATASETS = ("car-a", "car-b", "cvl", "car-a-partial", "mnist-strings")
 
 
-def _print_json(obj: Any) -> None:
+def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def write_misses(path: str, misses: list[tuple[str, str, str, float]]) -> None:
+    """Every miss of a benchmark as a TSV row: image, truth, prediction, confidence."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("image\ttruth\tprediction\tconfidence\n")
+        for name, truth, pred, conf in misses:
+            fh.write(f"{name}\t{truth}\t{pred}\t{conf:.6f}\n")
 
 
 def _expand_inputs(inputs: list[str], list_file: str | None) -> list[str]:
@@ -176,12 +184,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
         if args.plot:
             _plot_reject(report.confidences, report.correct, args.plot, f"{result['dataset']} [{split}]")
     if args.errors:
-        with open(args.errors, "w", encoding="utf-8") as fh:
-            fh.write("image\ttruth\tprediction\tconfidence\n")
-            for name, truth, pred, conf in report.misses:
-                fh.write(f"{name}\t{truth}\t{pred}\t{conf:.4f}\n")
+        write_misses(args.errors, report.misses)
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
         print(
             f"{result['dataset']} [{split}]: {report.n} images, accuracy {report.accuracy:.4f}, "
@@ -270,7 +275,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         for c in scores
     ]
     if args.json:
-        _print_json({"chosen": {"measure": calib.measure, "temperature": calib.temperature},
+        print_json({"chosen": {"measure": calib.measure, "temperature": calib.temperature},
                      "fitted_on": calib.fitted_on, "candidates": rows, "out": args.out})
     else:
         print(f"{'measure':10s} {'T':>6s} {'AURC':>8s} {'BCE':>7s}  read rate at 1% error")
@@ -307,7 +312,7 @@ def run_export(args: argparse.Namespace) -> int:
     if diff > 1e-3:
         Path(args.onnx).unlink(missing_ok=True)
         raise ValueError(f"the exported graph differs from the PyTorch model by {diff:.3g} in a logit; removed it")
-    _print_json({"onnx": args.onnx, "bytes": len(data), "model": rec.metadata.get("path", rec.name),
+    print_json({"onnx": args.onnx, "bytes": len(data), "model": rec.metadata.get("path", rec.name),
                  "max_logit_difference": diff})
     return 0
 

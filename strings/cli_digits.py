@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from strings.cli import print_json, write_misses
+
 __all__ = ["add_digits_parser"]
 
 # The script of each registered digit dataset (usps is Latin digits too).
@@ -19,10 +21,6 @@ DATASET_SCRIPTS = {
     "kannada": "kannada", "gujarati": "gujarati", "gurmukhi": "gurmukhi",
 }
 DEFAULT_MODEL = "mnist"
-
-
-def _print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
 def _model_for(args: argparse.Namespace) -> str:
@@ -107,12 +105,9 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.plot:
         plot_reject(report.confidences, report.correct, args.plot, f"{result['dataset']} [{split}], {clf.head} head")
     if args.errors:
-        with open(args.errors, "w", encoding="utf-8") as fh:
-            fh.write("image\ttruth\tprediction\tconfidence\n")
-            for name, truth, pred, conf in report.misses:
-                fh.write(f"{name}\t{truth}\t{pred}\t{conf:.6f}\n")
+        write_misses(args.errors, report.misses)
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
         repeats = result.get("repeats_dropped")
         dropped = f", {repeats} test repeats of training images dropped" if repeats else ""
@@ -138,12 +133,12 @@ def run_predict(args: argparse.Namespace) -> int:
         except (InvalidImageError, OSError) as exc:
             failures += 1
             if args.json:
-                _print_json({"image": name, "error": str(exc)})
+                print_json({"image": name, "error": str(exc)})
             else:
                 print(f"error: {exc}", file=sys.stderr)
             continue
         if args.json:
-            _print_json({**pred.to_dict(), "image": name, "source": name})
+            print_json({**pred.to_dict(), "image": name, "source": name})
         else:
             print(f"{name}\t{pred.digit}\t{pred.char}\t{pred.confidence:.4f}")
     return 1 if failures else 0
@@ -170,7 +165,7 @@ def run_fit_svm(args: argparse.Namespace) -> int:
     result = fit_svm_head(args.model, args.data_root, out=args.out, dataset=args.dataset, C=args.C,
                           max_train=args.max_train, seed=args.seed, log=log)
     if args.json:
-        _print_json(result)
+        print_json(result)
     else:
         v = result["validation"]
         print(f"wrote {result['svm']}: {result['support_vectors']} support vectors, fitted on {result['fitted_on']} "
