@@ -101,6 +101,9 @@ class SynthConfig:
     stroke_ratio: _RANGE = (0.055, 0.12)  # target stroke width / h (cheque digits: median 0.09)
     min_stroke_px: float = 1.5
     max_morph_px: int = 6
+    # thinning a glyph whose strokes vary in width can erase its thin parts (a 6 loses its stem
+    # and turns into a blob): back off the erosion until the ink keeps this share of its height
+    min_thinned_extent: float = 0.9
     # --- ink
     ink_contrast: _RANGE = (80.0, 160.0)  # paper mean minus full ink, grey levels (real p50 - p1: 74-143)
     min_ink_grey: float = 5.0
@@ -239,6 +242,22 @@ def _sym(rng: np.random.Generator, half: float) -> float:
 @functools.lru_cache(maxsize=64)
 def _disk(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _ink_height(patch: np.ndarray, threshold: int) -> int:
+    rows = np.flatnonzero((patch >= threshold).any(axis=1))
+    return int(rows[-1] - rows[0] + 1) if rows.size else 0
+
+
+def _thin(patch: np.ndarray, px: int, min_extent: float, threshold: int) -> np.ndarray:
+    """Erode an ink-bright patch by up to ``px``, less where that would cut the ink's height
+    below ``min_extent`` of what it was (the label must stay readable)."""
+    before = _ink_height(patch, threshold)
+    for k in range(px, 0, -1):
+        out = cv2.erode(patch, _disk(k + 1))
+        if _ink_height(out, threshold) >= min_extent * before:
+            return out
+    return patch
 
 
 def stroke_widths(ink_bright: np.ndarray, threshold: int = SynthConfig.glyph_binary_threshold) -> np.ndarray:
@@ -928,7 +947,7 @@ class SynthStrings(ImageDataset):
         if morph > 0:
             patch = cv2.dilate(patch, _disk(morph + 1))
         elif morph < 0:
-            patch = cv2.erode(patch, _disk(-morph + 1))
+            patch = _thin(patch, -morph, cfg.min_thinned_extent, cfg.glyph_binary_threshold)
         return patch
 
     def _mark(self, rng: np.random.Generator, kind: str, h: float, sw: float, base: int, gap: float) -> list[_Item]:

@@ -236,3 +236,19 @@ def test_real_data_bank_and_backgrounds() -> None:
     ds = SynthStrings(bank, bgs, 50, 0)
     heights = [ds[i].image.shape[0] for i in range(50)]
     assert 30 <= np.median(heights) <= 80  # like the real crops (33-108 px)
+
+
+def test_thinning_keeps_thin_parts_of_a_glyph() -> None:
+    """A 6 with a fat loop and a hairline stem: plain erosion deletes the stem (the glyph turns
+    into a blob that no one can read as a 6); the guarded thinning keeps the ink's height."""
+    from strings.synth import _ink_height, _thin
+
+    patch = np.zeros((60, 40), np.uint8)
+    cv2.circle(patch, (20, 42), 11, 255, 9)  # loop, strokes 9 px wide
+    cv2.line(patch, (12, 40), (24, 4), 255, 2)  # stem, 2 px wide
+    before = _ink_height(patch, 128)
+    assert _ink_height(cv2.erode(patch, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))), 128) < 0.7 * before
+    thinned = _thin(patch, 4, 0.9, 128)
+    assert _ink_height(thinned, 128) >= 0.9 * before
+    assert (thinned >= 128).sum() < (patch >= 128).sum()  # still thinned where it could be
+    assert np.array_equal(_thin(np.zeros((5, 5), np.uint8), 3, 0.9, 128), np.zeros((5, 5), np.uint8))
