@@ -7,6 +7,7 @@ import pytest
 import strings
 from conftest import REAL_DATA, render_digits
 from strings.datasets import open_dataset
+from strings.digits import bundled_digit_models, load_digits
 from strings.engine import evaluate
 from strings.predictor import WEIGHTS_DIR, bundled_models, resolve_model
 
@@ -50,3 +51,15 @@ def test_bundled_default_on_real_car_a_partial():
     report = evaluate(strings.load(), Subset(test, range(32), "car-a-partial-test[:32]"))
     assert report.n == 32
     assert report.accuracy >= 0.5, f"bundled model reads only {report.accuracy:.0%} of 32 real CAR-A strings"
+
+
+@pytest.mark.skipif(REAL_DATA is None, reason="real digit sets not found beside the checkout or in $STRINGS_DATA")
+@pytest.mark.parametrize("name", sorted(bundled_digit_models()))
+def test_bundled_digit_model_reproduces_its_recorded_test_accuracy(name: str) -> None:
+    """The manifest's test accuracy is what the shipped file scores on that test split today
+    (within one digit's worth, for arithmetic that differs across CPUs)."""
+    entry = bundled_digit_models()[name]
+    clf = load_digits(name)
+    clf.dark_ink = True  # dataset samples are dark on light, as `strings digits eval` sets
+    report = evaluate(clf, open_dataset(entry["dataset"], "test", REAL_DATA), batch_size=512)
+    assert abs(report.accuracy - entry["test_accuracy"]) <= 1.0 / report.n + 1e-4, (name, report.accuracy)
