@@ -5,7 +5,7 @@ from __future__ import annotations
 import albumentations as A
 import cv2
 
-__all__ = ["digit_augmenter", "string_augmenter"]
+__all__ = ["describe", "digit_augmenter", "string_augmenter"]
 
 
 def string_augmenter(seed: int | None = None) -> A.Compose:
@@ -66,3 +66,10 @@ def digit_augmenter(size: int, seed: int | None = None) -> A.Compose:
         ],
         seed=seed,
     )
+
+
+def describe(pipeline: A.BasicTransform | A.BaseCompose) -> dict:
+    """A pipeline as albumentations' own JSON-ready dict (``A.from_dict`` rebuilds it): what a
+    checkpoint records, so that a model file says how its training images were distorted."""
+    return A.to_dict(pipeline)
+

@@ -121,6 +121,11 @@ class ClassifyTask:
     def train_data(self, sources: list[ImageDataset], model: nn.Module, preprocess: Any, augment: bool) -> Dataset:
         return TrainDigits(sources, preprocess, augment, model.num_classes)  # type: ignore[arg-type]
 
+    def augmentation(self, preprocess: DigitPreprocessConfig) -> dict[str, Any]:
+        from strings.augment import describe, digit_augmenter
+
+        return describe(digit_augmenter(preprocess.size))
+
     def collate(self, model: nn.Module) -> Callable[[list[Any]], Any]:
         return collate_digits
 

@@ -177,6 +177,7 @@ class Task(Protocol):
 
     def build(self, cfg: TrainConfig) -> tuple[nn.Module, Any]: ...
     def train_data(self, sources: list[ImageDataset], model: nn.Module, preprocess: Any, augment: bool) -> Dataset: ...
+    def augmentation(self, preprocess: Any) -> dict[str, Any]: ...
     def collate(self, model: nn.Module) -> Callable[[list[Any]], Any]: ...
     def loss(
         self, model: nn.Module, batch: Any, dev: torch.device, autocast: Any, first_step: bool, log: Callable[[str], None],
@@ -201,6 +202,11 @@ class CTCTask:
 
     def train_data(self, sources: list[ImageDataset], model: nn.Module, preprocess: Any, augment: bool) -> Dataset:
         return TrainStrings(sources, model, preprocess, augment)  # type: ignore[arg-type]
+
+    def augmentation(self, preprocess: Any) -> dict[str, Any]:
+        from strings.augment import describe, string_augmenter
+
+        return describe(string_augmenter())
 
     def collate(self, model: nn.Module) -> Callable[[list[Any]], Any]:
         return functools.partial(collate_train, multiple=model.stride)  # type: ignore[arg-type]
@@ -406,6 +412,7 @@ class _Run:
             "training_data": [f"{s.name} ({len(s)} samples, weight {w})" for s, w in zip(self.sources, self.weights)],
             "validation_data": f"{self.validation.name} ({len(self.validation)} samples)",
             "validation": metrics,
+            "augmentation": self.task.augmentation(self.preprocess) if self.cfg.augment else None,
             "train_state": self.state,
         }
 

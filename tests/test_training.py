@@ -56,6 +56,14 @@ def test_training_checkpoints_describe_the_run(trained_run):
     assert meta["validation"]["accuracy"] == pytest.approx(result["best_accuracy"])
     assert "synth-test (512 samples" in meta["training_data"][0]
     assert meta["validation_data"].startswith("synth-val (48 samples")
+    aug = meta["augmentation"]  # the albumentations pipeline, rebuildable from the file alone
+    if meta["train_config"]["augment"]:
+        import albumentations as A
+
+        names = [t["__class_fullname__"] for t in A.from_dict(aug).to_dict()["transform"]["transforms"]]
+        assert "Affine" in names and "ImageCompression" in names
+    else:
+        assert aug is None
     _, _, last_meta, tensors = load_model(out / "last.safetensors")
     assert last_meta["train_state"]["step"] == 300
     assert "rng.torch" in tensors and any(k.startswith("optim.") for k in tensors)
