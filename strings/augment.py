@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import albumentations as A
 import cv2
 
@@ -68,8 +70,7 @@ def digit_augmenter(size: int, seed: int | None = None) -> A.Compose:
     )
 
 
-def describe(pipeline: A.BasicTransform | A.BaseCompose) -> dict:
+def describe(pipeline: A.BasicTransform | A.BaseCompose) -> dict[str, Any]:
     """A pipeline as albumentations' own JSON-ready dict (``A.from_dict`` rebuilds it): what a
     checkpoint records, so that a model file says how its training images were distorted."""
     return A.to_dict(pipeline)
-
