@@ -639,6 +639,9 @@ def train(
                 + "".join(f"  {k[4:]} {v:.4f}" for k, v in row.items() if k.startswith("val_") and k != "val_accuracy")
                 + ("  *" if improved else "")
             )
+        # Every rank reaches the end before any tears the group down: a gloo rank that left
+        # while its peer still had traffic in flight was seen to abort (SIGABRT) at exit.
+        ddp.barrier()
     finally:
         torch.set_flush_denormal(False)  # the process-wide default, for the caller's own work
         ddp.close()

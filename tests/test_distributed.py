@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,16 @@ WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 STEPS = 300
 
 
-def _run(cmd: list[str], out: Path) -> list[list[str]]:
+def _run(cmd: list[str], out: Path, attempts: int = 1) -> list[list[str]]:
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    proc = subprocess.run(cmd + [str(WORKER), str(out), str(STEPS)], env=env, capture_output=True, text=True, timeout=300)
+    for attempt in range(attempts):
+        shutil.rmtree(out, ignore_errors=True)
+        proc = subprocess.run(cmd + [str(WORKER), str(out), str(STEPS)], env=env, capture_output=True, text=True, timeout=300)
+        # Known, not yet explained: about one 2-process run in ten on the 2-core box, a gloo rank
+        # dies with SIGABRT ("terminate called without an active exception"). One more try then;
+        # any other failure, or the same one twice, fails the test.
+        if proc.returncode == 0 or "SIGABRT" not in proc.stderr:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
     return [p.read_text().split() for p in sorted(out.glob("rank*.sha"))]
 
@@ -27,7 +35,7 @@ def _run(cmd: list[str], out: Path) -> list[list[str]]:
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     single = _run([sys.executable], tmp_path / "one")
-    double = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"], tmp_path / "two")
+    double = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"], tmp_path / "two", attempts=2)
     assert len(single) == 1 and len(double) == 2
     assert double[0][0] == double[1][0], "the two processes ended with different parameters"
     assert int(double[0][1]) == int(single[0][1]) == STEPS
