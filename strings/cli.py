@@ -219,13 +219,36 @@ def _plot_reject(confidences: list[float], correct: list[bool], path: str, title
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from strings.config import TrainConfig, load_train_file, replace
+    from strings.config import TrainConfig, load_train_file
+
+    return train_with_args(load_train_file(args.config) if args.config else TrainConfig(), args)
+
+
+def add_train_args(t: argparse.ArgumentParser, model_help: str) -> None:
+    """The flags every training command shares (``strings train``, ``strings digits train``):
+    the run folder, the data root and the recipe overrides that ``train_with_args`` applies."""
+    t.add_argument("--out", required=True)
+    t.add_argument("--data-root", default=None)
+    t.add_argument("--model", default=None, help=model_help)
+    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--max-minutes", type=float, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--num-workers", type=int, default=None)
+    t.add_argument("--init", default=None, help="warm start from this model (same network and preprocessing)")
+    t.add_argument("--no-resume", action="store_true")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def train_with_args(cfg: Any, args: argparse.Namespace, **overrides: Any) -> int:
+    """Apply the shared command-line overrides (and a command's own) to ``cfg``, train, print the result."""
+    from strings.config import replace
     from strings.engine import train
 
-    cfg = load_train_file(args.config) if args.config else TrainConfig()
     cfg = replace(
         cfg, model=args.model, max_steps=args.max_steps, max_minutes=args.max_minutes, seed=args.seed,
-        batch_size=args.batch_size, lr=args.lr, num_workers=args.num_workers,
+        batch_size=args.batch_size, lr=args.lr, num_workers=args.num_workers, init=args.init, **overrides,
     )
     result = train(cfg, args.out, data_root=args.data_root, resume=not args.no_resume, progress=not args.quiet)
     print(json.dumps(result))
@@ -374,17 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model (resumes from OUT/last.safetensors)")
     t.add_argument("--config", default=None, help="TOML recipe (configs/)")
-    t.add_argument("--out", required=True)
-    t.add_argument("--data-root", default=None)
-    t.add_argument("--model", default=None)
-    t.add_argument("--max-steps", type=int, default=None)
-    t.add_argument("--max-minutes", type=float, default=None)
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--num-workers", type=int, default=None)
-    t.add_argument("--no-resume", action="store_true")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_train_args(t, model_help="string model config (strings models)")
     t.set_defaults(func=run_train)
 
     s = sub.add_parser("synth", help="render synthetic digit strings, or a realism sheet")

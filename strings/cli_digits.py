@@ -7,11 +7,10 @@ returning an exit code, so it is tested in-process through ``strings.cli.main``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from strings.cli import print_json, write_misses
+from strings.cli import add_train_args, print_json, train_with_args, write_misses
 
 __all__ = ["add_digits_parser"]
 
@@ -35,7 +34,6 @@ def _model_for(args: argparse.Namespace) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     from strings.config import DataSource, TrainConfig, load_train_file, replace
-    from strings.engine import train
 
     if args.config:
         cfg = load_train_file(args.config)
@@ -48,13 +46,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.config and args.dataset:
         cfg = replace(cfg, sources=(DataSource(args.dataset),), validation=args.dataset,
                       script=DATASET_SCRIPTS.get(args.dataset, cfg.script))
-    cfg = replace(
-        cfg, model=args.model, max_steps=args.max_steps, max_minutes=args.max_minutes, seed=args.seed,
-        batch_size=args.batch_size, lr=args.lr, num_workers=args.num_workers, script=args.script, init=args.init,
-    )
-    result = train(cfg, args.out, data_root=args.data_root, resume=not args.no_resume, progress=not args.quiet)
-    print(json.dumps(result))
-    return 0
+    return train_with_args(cfg, args, script=args.script)
 
 
 def _eval_dataset(args: argparse.Namespace, symbols: str):
@@ -206,19 +198,8 @@ def add_digits_parser(sub: Any) -> None:
     t.add_argument("--config", default=None, help="TOML recipe with task = \"classify\" (configs/digits_*.toml)")
     t.add_argument("--dataset", default=None, choices=datasets,
                    help="train and validate on this set (overrides the recipe)")
-    t.add_argument("--out", required=True)
-    t.add_argument("--data-root", default=None)
-    t.add_argument("--model", default=None, help="digit model config (strings digits list)")
     t.add_argument("--script", default=None, help="numerals the classes are shown in (default: the dataset's)")
-    t.add_argument("--max-steps", type=int, default=None)
-    t.add_argument("--max-minutes", type=float, default=None)
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--num-workers", type=int, default=None)
-    t.add_argument("--init", default=None, help="warm start from this digit model (same network, e.g. an MNIST run)")
-    t.add_argument("--no-resume", action="store_true")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_train_args(t, model_help="digit model config (strings digits list)")
     t.set_defaults(func=run_train)
 
     e = dsub.add_parser("eval", help="accuracy (and the reject option) on a digit set or a list")
