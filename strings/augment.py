@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-import albumentations as A
+# albumentations asks PyPI for a newer version on import (up to 2 s, then a warning on every
+# DataLoader worker); bank and GPU machines are often offline. The user's own setting wins.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A  # noqa: E402
 import cv2
 
 __all__ = ["describe", "digit_augmenter", "string_augmenter"]

@@ -160,7 +160,9 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     num_workers: int = 1
-    amp: bool = True  # used only on CUDA
+    # bf16 autocast on CUDA (fp16 with loss scaling where bf16 is missing); off by default: on an
+    # H100 every named network trained slower with it (benchmarks/gpu.py, RESULTS "Session 4").
+    amp: bool = False
     synth_pool: int = 20000  # size of the synthetic stream: string i is rendered on demand from (seed, i)
     init: str = ""  # warm start: a bundled model name or .safetensors path with the same network ("" = random)
     task: str = "ctc"  # ctc: digit strings | classify: single digits (strings.digits)

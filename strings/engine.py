@@ -85,31 +85,48 @@ def evaluate(rec: Recognizer, dataset: ImageDataset, batch_size: int = 64, progr
     )
 
 
-def ctc_loss(log_probs: Tensor, targets: Tensor, target_lengths: Tensor) -> tuple[Tensor, int]:
-    """Mean per-symbol CTC loss over a batch, in the layout cuDNN's kernel accepts on a GPU,
-    and the number of items whose loss was infinite (zeroed, so they add no gradient).
+CTC_KERNELS = ("native", "cudnn")
+
+
+def ctc_loss(
+    log_probs: Tensor, targets: Tensor, target_lengths: Tensor, kernel: str = "native"
+) -> tuple[Tensor, int]:
+    """Mean per-symbol CTC loss over a batch, and the number of items whose loss was infinite
+    (zeroed, so they add no gradient).
 
     Args:
         log_probs: (B, T, C) from the model.
-        targets: 1-D int32 concatenated labels (on the CPU, as cuDNN requires).
+        targets: 1-D int32 concatenated labels (on the CPU).
         target_lengths: (B,) int32.
+        kernel: on CUDA, ``"native"`` (the default) hands PyTorch int64 targets on the GPU, which
+            selects its own kernel; ``"cudnn"`` keeps the int32 CPU layout that selects cuDNN's
+            (``cudnn_ctc_eligible``). cuDNN's gradient was measured wrong (torch 2.11, cuDNN
+            9.19, H100: off by more than the gradient itself, and a model trained with it does
+            not learn; ``benchmarks/gpu.py``), so it is kept only for that check. The CPU has
+            one kernel and ignores this.
     Every input length is the full T: the right padding of a batch is blank paper, which the
-    model must read as blank anyway, and equal lengths are one of cuDNN's conditions.
+    model must read as blank anyway.
     """
+    if kernel not in CTC_KERNELS:
+        raise ValueError(f"unknown CTC kernel {kernel!r}; choose from {', '.join(CTC_KERNELS)}")
     lp = log_probs.float().transpose(0, 1)  # (T, B, C)
     t, b, _ = lp.shape
     input_lengths = torch.full((b,), t, dtype=torch.int32)
+    if lp.is_cuda and kernel == "native":
+        targets, target_lengths = targets.to(lp.device, torch.long), target_lengths.to(lp.device, torch.long)
+        input_lengths = input_lengths.to(lp.device, torch.long)
     per_item = nn.functional.ctc_loss(
         lp, targets, input_lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
     )  # (B,)
-    infinite = int(((per_item == 0) & (target_lengths.to(per_item.device) > 0)).sum())
-    return (per_item / target_lengths.to(per_item.device).clamp_min(1)).mean(), infinite
+    lengths = target_lengths.to(per_item.device)
+    infinite = int(((per_item == 0) & (lengths > 0)).sum())
+    return (per_item / lengths.clamp_min(1)).mean(), infinite
 
 
 def cudnn_ctc_eligible(log_probs: Tensor, targets: Tensor, target_lengths: Tensor) -> bool:
-    """Whether ``ctc_loss`` above can take cuDNN's kernel, mirroring PyTorch's own check
-    (``_use_cudnn_ctc_loss``): blank 0, float32 CUDA log-probs, int32 CPU targets, equal input
-    lengths, every target shorter than 256 frames and not longer than T."""
+    """Whether ``ctc_loss(..., kernel="cudnn")`` takes cuDNN's kernel, mirroring PyTorch's own
+    check (``_use_cudnn_ctc_loss``): blank 0, float32 CUDA log-probs, int32 CPU targets, equal
+    input lengths, every target shorter than 256 frames and not longer than T."""
     return bool(
         log_probs.is_cuda
         and torch.backends.cudnn.is_available()
@@ -217,9 +234,6 @@ class CTCTask:
         images, widths, targets, target_lengths = batch
         with autocast:
             log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
-        if dev.type == "cuda" and first_step:
-            eligible = cudnn_ctc_eligible(log_probs, targets, target_lengths)
-            log(f"CTC loss on {dev}: cuDNN kernel {'eligible' if eligible else 'NOT eligible (native CUDA kernel)'}")
         return ctc_loss(log_probs, targets, target_lengths)
 
     def validate(self, model: nn.Module, preprocess: Any, dataset: ImageDataset, dev: torch.device) -> dict[str, Any]:

@@ -107,6 +107,15 @@ def test_ctc_loss_helper_finite_and_zero_infinity(tiny):
     assert n_inf == 1  # counted, so the training log shows how often zero_infinity fired
 
 
+def test_ctc_loss_kernel_choice(tiny):
+    """The kernel names a CUDA choice only: on the CPU both give the same loss; a typo is an error."""
+    lp = tiny(torch.rand(2, 1, 16, 24)).detach()
+    targets, lengths = torch.tensor([2, 3, 4], dtype=torch.int32), torch.tensor([1, 2], dtype=torch.int32)
+    assert torch.equal(ctc_loss(lp, targets, lengths, kernel="native")[0], ctc_loss(lp, targets, lengths, kernel="cudnn")[0])
+    with pytest.raises(ValueError, match="unknown CTC kernel"):
+        ctc_loss(lp, targets, lengths, kernel="cuDNN")
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 32, 40), (1, 1, 15, 40), (1, 3, 16, 40), (1, 16, 40), (16, 40)])
 def test_wrong_input_shape_raises(tiny, shape):
     with pytest.raises(ValueError, match=r"\(B, 1, 16, W\)"):
