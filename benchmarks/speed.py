@@ -182,14 +182,14 @@ def quantized_graph(model: str | None, data_root: str | None) -> bytes:
 
     import strings
     from strings.export import export_onnx
-    from strings.transforms import normalize
+    from strings.transforms import prepare
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer warns once per batch-norm weight
     rec = strings.load(model)
     greys, _, _ = load_images(data_root, "train")
     rng = np.random.default_rng(0)
     picks = rng.choice(len(greys), min(CALIBRATION_IMAGES, len(greys)), replace=False)
-    normed = [normalize(greys[int(i)], rec.preprocess) for i in picks]
+    normed = [prepare(greys[int(i)], rec.preprocess)[0] for i in picks]
     stride = rec.model.stride
     width = max(-(-x.shape[1] // stride) * stride for x in normed)
 
@@ -226,9 +226,9 @@ def measure_strings(backend: str, threads: int, model: str | None, data_root: st
     out: dict[str, Any] = {"system": f"strings {backend}", "backend": backend, "threads": threads, **score(labels, texts)}
     out["strings_per_s"] = throughput(lambda: len(rec.recognize_greys(greys, batch_size=BATCH)), seconds)
     out.update({f"latency_{k}": v for k, v in latencies_ms(lambda g: rec.recognize_greys([g]), greys).items()})
-    from strings.transforms import normalize
+    from strings.transforms import prepare
 
-    normed = [normalize(g, rec.preprocess) for g in greys]
+    normed = [prepare(g, rec.preprocess)[0] for g in greys]
     batches = make_batches(normed, rec.model.stride, BATCH)
     out["model_strings_per_s"] = throughput(lambda: sum(rec.backend.logits(b, w).shape[0] for b, w in batches), seconds)
     singles = make_batches(normed, rec.model.stride, 1, "arrival")
@@ -314,11 +314,11 @@ def measure_ablations(model: str | None, data_root: str | None, seconds: float, 
     from strings.backends import OnnxBackend, TorchBackend
     from strings.export import export_onnx
     from strings.models import create_model
-    from strings.transforms import normalize
+    from strings.transforms import prepare
 
     greys, _, _ = load_images(data_root, limit=n)
     rec = strings.load(model)
-    normed = [normalize(g, rec.preprocess) for g in greys]
+    normed = [prepare(g, rec.preprocess)[0] for g in greys]
     stride = rec.model.stride
     batches = make_batches(normed, stride, BATCH)
     singles = make_batches(normed, stride, 1, "arrival")
@@ -426,17 +426,18 @@ def measure_profile(model: str | None, data_root: str | None, n: int | None) -> 
     from strings.boxes import digit_boxes
     from strings.decoding import greedy_decode
     from strings.export import export_onnx
-    from strings.transforms import collate_images, normalize
+    from strings.transforms import collate_images, prepare
 
     torch.set_num_threads(1)
     greys, _, _ = load_images(data_root, limit=n)
     rec = strings.load(model, backend="onnx", threads=1)
     stride = rec.model.stride
-    stages = dict.fromkeys(("normalize", "collate", "network", "log_softmax + greedy decode", "digit boxes"), 0.0)
+    stages = dict.fromkeys(("trim + normalize", "collate", "network", "log_softmax + greedy decode", "digit boxes"), 0.0)
     for _ in range(3):
         t = time.perf_counter()
-        normed = [normalize(g, rec.preprocess) for g in greys]
-        stages["normalize"] += time.perf_counter() - t
+        prepared = [prepare(g, rec.preprocess) for g in greys]
+        normed = [ink for ink, _ in prepared]
+        stages["trim + normalize"] += time.perf_counter() - t
         order = sorted(range(len(normed)), key=lambda i: normed[i].shape[1])
         for lo in range(0, len(order), BATCH):
             idx = order[lo : lo + BATCH]
@@ -451,13 +452,14 @@ def measure_profile(model: str | None, data_root: str | None, n: int | None) -> 
             stages["log_softmax + greedy decode"] += time.perf_counter() - t
             t = time.perf_counter()
             for i, d in zip(idx, decoded):
-                digit_boxes(normed[i], d.spans, stride, greys[i].shape)
+                x0, y0, x1, y1 = prepared[i][1]
+                digit_boxes(normed[i], d.spans, stride, (y1 - y0, x1 - x0))
             stages["digit boxes"] += time.perf_counter() - t
     total = sum(stages.values())
     out: dict[str, Any] = {"batched_read_stages_share": {k: v / total for k, v in stages.items()},
                            "batched_read_ms_per_image": total / 3 / len(greys) * 1e3}
 
-    images, widths = make_batches([normalize(g, rec.preprocess) for g in greys], stride, BATCH, "sorted")[0]
+    images, widths = make_batches([prepare(g, rec.preprocess)[0] for g in greys], stride, BATCH, "sorted")[0]
     with tempfile.TemporaryDirectory() as tmp:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
@@ -502,11 +504,11 @@ def measure_flops(model: str | None, data_root: str | None, n: int | None) -> di
 
     import strings
     from strings.export import fold_for_inference
-    from strings.transforms import normalize
+    from strings.transforms import prepare
 
     greys, _, _ = load_images(data_root, limit=n)
     rec = strings.load(model)
-    normed = [normalize(g, rec.preprocess) for g in greys]
+    normed = [prepare(g, rec.preprocess)[0] for g in greys]
     out: dict[str, Any] = {
         "model_as_trained": flops_per_image(rec.model, normed),
         "model_folded": flops_per_image(fold_for_inference(rec.model), normed),

@@ -32,6 +32,12 @@ class PreprocessConfig:
     # Contrast stretch between these percentiles of the grey levels before inversion.
     low_percentile: float = 1.0
     high_percentile: float = 99.0
+    # Trim the crop to its ink first (strings.transforms.ink_box), so that a generous margin
+    # does not shrink the digits: the share of stroke mass ignored at each end of each axis
+    # (specks, a stray dot), then the paper kept around the ink box, in ink-box heights.
+    trim: bool = False
+    trim_ink_share: float = 0.002
+    trim_margin: float = 0.2
 
 
 @dataclass(frozen=True)

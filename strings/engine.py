@@ -34,7 +34,7 @@ from strings.distributed import Dist, init_distributed
 from strings.metrics import StringMetrics
 from strings.models import MODEL_CONFIGS, DenseNetCTC, create_model
 from strings.predictor import Recognizer
-from strings.transforms import collate_images, normalize
+from strings.transforms import collate_images, prepare
 
 __all__ = ["CTCTask", "EvalReport", "Task", "evaluate", "get_task", "train", "ctc_loss"]
 
@@ -171,7 +171,7 @@ class TrainStrings(Dataset):
 
                 self._aug = string_augmenter(seed=self._aug_seed)
             img = self._aug(image=img)["image"]
-        x = normalize(img, self.preprocess)  # (H, W)
+        x, _ = prepare(img, self.preprocess)  # (H, W)
         need = self.min_width(sample.label)
         if x.shape[1] < need:
             x = np.pad(x, ((0, 0), (0, need - x.shape[1])))

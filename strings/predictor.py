@@ -32,7 +32,7 @@ from strings.checkpoint import CheckpointError, load_model, sha256_file
 from strings.config import PreprocessConfig
 from strings.decoding import BeamSearchDecoder, Decoded, greedy_decode
 from strings.models import DenseNetCTC
-from strings.transforms import ImageInput, InvalidImageError, collate_images, load_image, normalize
+from strings.transforms import ImageInput, InvalidImageError, collate_images, load_image, prepare
 
 __all__ = [
     "AmountReading", "bundled_models", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
@@ -176,15 +176,20 @@ class Recognizer:
 
     def item_logits(self, greys: Sequence[np.ndarray], batch_size: int = 64) -> list[torch.Tensor]:
         """Each image's (T_i, C) logits, uncalibrated: what ``strings calibrate`` fits on."""
-        normed = [normalize(g, self.preprocess) for g in greys]
+        normed = [prepare(g, self.preprocess)[0] for g in greys]
         out: list[torch.Tensor] = []
         for lo in range(0, len(normed), batch_size):
             logits, lengths = self._logits(normed[lo : lo + batch_size])
             out.extend(logits[b, : int(lengths[b])].cpu().double() for b in range(logits.shape[0]))
         return out
 
-    def _reading(self, dec: Decoded, grey_shape: tuple[int, int], ink: np.ndarray, source: str) -> Reading:
-        boxes = digit_boxes(ink, dec.spans, self.model.stride, grey_shape)
+    def _reading(self, dec: Decoded, crop: tuple[int, int, int, int], ink: np.ndarray, source: str) -> Reading:
+        """``crop``: the (x0, y0, x1, y1) part of the image that became ``ink``."""
+        x0, y0, x1, y1 = crop
+        boxes = [
+            (bx0 + x0, by0 + y0, bx1 + x0, by1 + y0)
+            for bx0, by0, bx1, by1 in digit_boxes(ink, dec.spans, self.model.stride, (y1 - y0, x1 - x0))
+        ]
         digits = tuple(DigitReading(ch, conf, box) for ch, conf, box in zip(dec.text, dec.char_confidences, boxes))
         return Reading(dec.text, dec.confidence, digits, source)
 
@@ -206,12 +211,13 @@ class Recognizer:
     ) -> list[Reading]:
         """Read already-loaded grey uint8 images (dark ink on light paper)."""
         sources = sources if sources is not None else [""] * len(greys)
-        normed = [normalize(g, self.preprocess) for g in greys]
+        prepared = [prepare(g, self.preprocess) for g in greys]
+        normed = [ink for ink, _ in prepared]
         out: list[Reading | None] = [None] * len(normed)
         # Width bucketing (strings.batching): narrowest first, batches closed before padding grows.
         for idx in width_batches([n.shape[1] for n in normed], batch_size, self.model.stride):
             for i, dec in zip(idx, self._read_normalized([normed[i] for i in idx])):
-                out[i] = self._reading(dec, greys[i].shape, normed[i], sources[i])
+                out[i] = self._reading(dec, prepared[i][1], normed[i], sources[i])
         return out  # type: ignore[return-value]
 
 

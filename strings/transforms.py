@@ -40,8 +40,10 @@ __all__ = [
     "MAX_PIXELS",
     "collate_images",
     "display_name",
+    "ink_box",
     "load_image",
     "normalize",
+    "prepare",
 ]
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL.Image.Image
@@ -258,6 +260,63 @@ def load_image(item: ImageInput, name: str | None = None) -> np.ndarray:
     raise InvalidImageError(f"{display_name(name) if name else type(item).__name__}: unsupported input type {type(item).__name__}")
 
 
+def _as_grey(grey: np.ndarray, name: str | None) -> np.ndarray:
+    """A non-empty 2-D uint8 array as it is; another array through ``load_image``."""
+    if not isinstance(grey, np.ndarray):
+        raise InvalidImageError(f"{display_name(name) if name else type(grey).__name__}: normalize needs a numpy array")
+    if not (grey.ndim == 2 and grey.dtype == np.uint8 and grey.size):
+        grey = load_image(grey, name)
+    return grey
+
+
+# Grey levels at least this far from paper to ink (after the percentile stretch) count as
+# strokes when the ink box is found; fainter texture of security paper does not.
+TRIM_STROKE_LEVEL = 0.5
+
+
+def ink_box(grey: np.ndarray, cfg: PreprocessConfig) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the part of a dark-on-light uint8 crop to read when ``cfg.trim`` is on.
+
+    The box spans the stroke mass of each axis, less ``trim_ink_share`` of it at each end, and
+    keeps ``trim_margin`` ink-box heights of paper around it, never reaching past the crop.
+    Without strokes (blank paper) it is the whole crop. Only ever removes paper: a crop
+    tighter than the margin is kept as it is.
+    """
+    h, w = grey.shape
+    g = grey.astype(np.float32)
+    lo, hi = (float(v) for v in np.percentile(g, (cfg.low_percentile, cfg.high_percentile)))
+    if hi - lo < 1.0:
+        return 0, 0, w, h
+    ink = (hi - g) / (hi - lo)  # (H, W): paper 0, darkest ink 1
+    ink = np.where(ink >= TRIM_STROKE_LEVEL, np.minimum(ink, 1.0), 0.0)
+    rows, cols = ink.sum(axis=1), ink.sum(axis=0)  # (H,), (W,)
+    total = float(rows.sum())
+    if total <= 0.0:
+        return 0, 0, w, h
+    cut = cfg.trim_ink_share * total
+
+    def extent(profile: np.ndarray) -> tuple[int, int]:
+        cum = np.cumsum(profile)
+        start = int(np.searchsorted(cum, cut, side="right"))
+        end = int(np.searchsorted(cum, total - cut, side="left")) + 1
+        return start, max(end, start + 1)
+
+    y0, y1 = extent(rows)
+    x0, x1 = extent(cols)
+    margin = int(round(cfg.trim_margin * (y1 - y0)))
+    return max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+
+
+def prepare(grey: np.ndarray, cfg: PreprocessConfig, name: str | None = None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The model input of one crop, and the box (x0, y0, x1, y1) of the crop it was made from:
+    ``ink_box`` when ``cfg.trim`` is on, else the whole image. Training and reading both go
+    through here, so a model sees the same kind of input in both."""
+    grey = _as_grey(grey, name)
+    box = ink_box(grey, cfg) if cfg.trim else (0, 0, grey.shape[1], grey.shape[0])
+    x0, y0, x1, y1 = box
+    return normalize(grey[y0:y1, x0:x1], cfg, name), box
+
+
 def normalize(grey: np.ndarray, cfg: PreprocessConfig, name: str | None = None) -> np.ndarray:
     """uint8 dark-on-light (H0, W0) -> float32 ink-bright (height, W), aspect ratio kept.
 
@@ -267,10 +326,7 @@ def normalize(grey: np.ndarray, cfg: PreprocessConfig, name: str | None = None) 
     first, so it is converted (uint16, float in [0, 1], RGB...) or refused with
     ``InvalidImageError`` naming ``name``.
     """
-    if not isinstance(grey, np.ndarray):
-        raise InvalidImageError(f"{display_name(name) if name else type(grey).__name__}: normalize needs a numpy array")
-    if not (grey.ndim == 2 and grey.dtype == np.uint8 and grey.size):
-        grey = load_image(grey, name)
+    grey = _as_grey(grey, name)
     h0, w0 = grey.shape
     width = int(round(w0 * cfg.height / h0))
     width = max(1, min(max(width, cfg.min_width), cfg.max_width))

@@ -3,6 +3,7 @@ errors on bad inputs, batching and threads; plus the image transforms it is buil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +19,7 @@ from conftest import render_digits, write_png
 from strings.checkpoint import CheckpointError
 from strings.config import PreprocessConfig
 from strings.predictor import DigitReading, Reading, Recognizer, resolve_model
-from strings.transforms import InvalidImageError, collate_images, load_image, normalize
+from strings.transforms import InvalidImageError, collate_images, ink_box, load_image, normalize, prepare
 
 TEXTS = ("7", "42", "1500", "90210", "3", "118", "5067", "29")
 
@@ -361,6 +362,67 @@ def test_normalize_contrast_invariance():
     faint = (grey.astype(np.float32) * 0.3 + 160).astype(np.uint8)  # pale pencil on grey paper
     a, b = normalize(grey, cfg), normalize(faint, cfg)
     assert np.abs(a - b).mean() < 0.05
+
+
+PAPER = 235  # render_digits' paper grey
+
+
+def _shift(box, dx, dy):
+    x0, y0, x1, y1 = box
+    return (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+
+
+def test_ink_box_ignores_the_paper_margin():
+    cfg = PreprocessConfig(trim=True, trim_margin=0.0)
+    grey = render_digits("1500", height=64)
+    tight = ink_box(grey, cfg)
+    x0, y0, x1, y1 = tight
+    assert 0 < x0 < x1 < grey.shape[1] and 0 <= y0 < y1 <= grey.shape[0]  # render_digits leaves paper round the ink
+    padded = cv2.copyMakeBorder(grey, 40, 50, 60, 70, cv2.BORDER_CONSTANT, value=PAPER)
+    assert np.allclose(ink_box(padded, cfg), _shift(tight, 60, 40), atol=1)
+
+
+def test_ink_box_keeps_a_margin_inside_the_crop():
+    cfg = PreprocessConfig(trim=True, trim_margin=0.25)
+    grey = cv2.copyMakeBorder(render_digits("907", height=64), 100, 100, 100, 100, cv2.BORDER_CONSTANT, value=PAPER)
+    x0, y0, x1, y1 = ink_box(grey, dataclasses.replace(cfg, trim_margin=0.0))
+    m = round(0.25 * (y1 - y0))
+    assert ink_box(grey, cfg) == (x0 - m, y0 - m, x1 + m, y1 + m)
+    tight = grey[y0:y1, x0:x1]  # a crop tighter than the margin is kept whole, never widened
+    assert ink_box(tight, cfg) == (0, 0, tight.shape[1], tight.shape[0])
+    blank = np.full((30, 90), 200, np.uint8)
+    assert ink_box(blank, cfg) == (0, 0, 90, 30)
+
+
+def test_ink_box_ignores_a_far_speck():
+    cfg = PreprocessConfig(trim=True, trim_margin=0.0)
+    grey = cv2.copyMakeBorder(render_digits("1500", height=64), 20, 20, 20, 300, cv2.BORDER_CONSTANT, value=PAPER)
+    clean = ink_box(grey, cfg)
+    grey[30, grey.shape[1] - 10] = 0  # one dark pixel far right: a small share of the stroke mass
+    assert ink_box(grey, cfg) == clean
+    grey[:, grey.shape[1] - 12 : grey.shape[1] - 8] = 0  # a vertical rule is ink, not a speck
+    assert ink_box(grey, cfg)[2] > clean[2] + 250
+
+
+def test_prepare_without_trim_is_normalize():
+    cfg = PreprocessConfig(height=16)
+    grey = render_digits("42")
+    ink, box = prepare(grey, cfg)
+    assert box == (0, 0, grey.shape[1], grey.shape[0])
+    assert np.array_equal(ink, normalize(grey, cfg))
+
+
+def test_trimmed_reading_is_margin_free_and_boxes_map_back(rec):
+    """With ``trim`` a generous margin neither changes the reading nor misplaces the digits:
+    boxes come back in the padded image's pixels, shifted by the margin."""
+    trimmed = Recognizer(rec.model, dataclasses.replace(rec.preprocess, trim=True))
+    grey = render_digits("5067")
+    pad_x, pad_y = 3 * grey.shape[0], grey.shape[0]
+    padded = cv2.copyMakeBorder(grey, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=PAPER)
+    a, b = trimmed.recognize(grey), trimmed.recognize(padded)
+    assert a.text and b.text == a.text
+    for da, db in zip(a.digits, b.digits):
+        assert np.allclose(db.box, _shift(da.box, pad_x, pad_y), atol=2), (da.box, db.box)
 
 
 def test_collate_images():

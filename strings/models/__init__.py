@@ -13,15 +13,17 @@ __all__ = [
 
 # Each entry: the network and the preprocessing it was designed for.
 # Choices are measured in benchmarks/RESULTS.md ("Choosing the architecture").
+# The real models read crops trimmed to their ink (PreprocessConfig.trim), so that a crop's
+# margin does not decide the digits' size (benchmarks/RESULTS.md, "Crop margins").
 MODEL_CONFIGS: dict[str, tuple[ModelConfig, PreprocessConfig]] = {
-    "densenet_ctc_small": (ModelConfig(), PreprocessConfig(height=32)),
+    "densenet_ctc_small": (ModelConfig(), PreprocessConfig(height=32, trim=True)),
     "densenet_ctc_base": (
         ModelConfig(stem_channels=48, growth_rate=16, block_layers=(6, 8, 10), hidden=192),
-        PreprocessConfig(height=40),
+        PreprocessConfig(height=40, trim=True),
     ),
     "densenet_ctc_fast": (
         ModelConfig(stem_channels=24, growth_rate=8, block_layers=(3, 4, 6), hidden=96),
-        PreprocessConfig(height=32),
+        PreprocessConfig(height=32, trim=True),
     ),
     # Tiny: for tests only (timm's test_* convention). Builds and runs in milliseconds.
     "test_tiny": (
