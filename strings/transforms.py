@@ -269,6 +269,15 @@ def _as_grey(grey: np.ndarray, name: str | None) -> np.ndarray:
     return grey
 
 
+def _ink_levels(img: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
+    """float32 grey levels -> float32 ink in [0, 1] (paper 0, darkest ink 1), stretched between
+    the config's two grey-level percentiles; None for blank paper (nothing to stretch)."""
+    lo, hi = (float(v) for v in np.percentile(img, (cfg.low_percentile, cfg.high_percentile)))
+    if hi - lo < 1.0:
+        return None
+    return np.clip((hi - img) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
 # Grey levels at least this far from paper to ink (after the percentile stretch) count as
 # strokes when the ink box is found; fainter texture of security paper does not.
 TRIM_STROKE_LEVEL = 0.5
@@ -283,12 +292,10 @@ def ink_box(grey: np.ndarray, cfg: PreprocessConfig) -> tuple[int, int, int, int
     tighter than the margin is kept as it is.
     """
     h, w = grey.shape
-    g = grey.astype(np.float32)
-    lo, hi = (float(v) for v in np.percentile(g, (cfg.low_percentile, cfg.high_percentile)))
-    if hi - lo < 1.0:
+    ink = _ink_levels(grey.astype(np.float32), cfg)  # (H, W)
+    if ink is None:
         return 0, 0, w, h
-    ink = (hi - g) / (hi - lo)  # (H, W): paper 0, darkest ink 1
-    ink = np.where(ink >= TRIM_STROKE_LEVEL, np.minimum(ink, 1.0), 0.0)
+    ink = np.where(ink >= TRIM_STROKE_LEVEL, ink, 0.0)
     rows, cols = ink.sum(axis=1), ink.sum(axis=0)  # (H,), (W,)
     total = float(rows.sum())
     if total <= 0.0:
@@ -332,11 +339,8 @@ def normalize(grey: np.ndarray, cfg: PreprocessConfig, name: str | None = None) 
     width = max(1, min(max(width, cfg.min_width), cfg.max_width))
     interp = cv2.INTER_AREA if h0 > cfg.height else cv2.INTER_LINEAR
     img = cv2.resize(grey, (width, cfg.height), interpolation=interp).astype(np.float32)
-    lo, hi = (float(v) for v in np.percentile(img, (cfg.low_percentile, cfg.high_percentile)))
-    if hi - lo < 1.0:  # blank image: nothing to stretch
-        return np.zeros_like(img)
-    ink = (hi - img) / (hi - lo)  # (height, W): paper -> 0, darkest ink -> 1
-    return np.clip(ink, 0.0, 1.0).astype(np.float32)
+    ink = _ink_levels(img, cfg)  # (height, W)
+    return np.zeros_like(img) if ink is None else ink
 
 
 def collate_images(images: list[np.ndarray], multiple: int = 1) -> tuple[Tensor, Tensor]:
