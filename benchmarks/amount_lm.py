@@ -15,12 +15,12 @@ import json
 
 import torch
 
-from strings.amount_lm import AmountNgram
+from strings.decode.amount_lm import AmountNgram
 from strings.config import TrainConfig, from_dict
-from strings.datasets import open_dataset
-from strings.decoding import BeamSearchDecoder, greedy_decode
-from strings.engine import validation_split
-from strings.predictor import load
+from strings.data import open_dataset
+from strings.decode.ctc import BeamSearchDecoder, greedy_decode
+from strings.data.sources import validation_split
+from strings.read.recognizer import load
 
 ORDERS = (1, 2, 3, 4)
 WEIGHTS = (0.02, 0.05, 0.1, 0.2, 0.4)

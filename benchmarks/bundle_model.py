@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from strings.checkpoint import atomic_write, load_model, save_model, sha256_file
+from strings.models.checkpoint import atomic_write, load_model, save_model, sha256_file
 from strings.config import PreprocessConfig
-from strings.predictor import WEIGHTS_DIR, resolve_model
+from strings.read.recognizer import WEIGHTS_DIR, resolve_model
 
 
 def parse_setting(text: str) -> tuple[str, Any]:

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from strings.config import TrainConfig
-from strings.datasets import ImageDataset, Sample
-from strings.engine import evaluate, train
-from strings.predictor import load
-from strings.synth import Backgrounds, GlyphBank, SynthStrings
+from strings.data import ImageDataset, Sample
+from strings.train.evaluate import evaluate
+from strings.train.loop import train
+from strings.read.recognizer import load
+from strings.data.synth import Backgrounds, GlyphBank, SynthStrings
 
 
 class FixedSequences(ImageDataset):

@@ -12,10 +12,10 @@ import json
 import cv2
 import numpy as np
 
-from strings.datasets import open_dataset, resolve_data_root
-from strings.datasets.readers import read_car_partial_boxes
+from strings.data import open_dataset, resolve_data_root
+from strings.data.readers import read_car_partial_boxes
 from strings.metrics import centre_hits
-from strings.predictor import load
+from strings.read.recognizer import load
 
 SHEET_ROWS = 8  # examples in the picture
 SHEET_HEIGHT = 96  # each example is drawn at this height

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from strings.datasets import open_dataset
-from strings.digit_task import reject_summary
+from strings.data import open_dataset
+from strings.digits.task import reject_summary
 from strings.digits import list_digit_models, load_digits, svm_path_for
-from strings.engine import evaluate
+from strings.train.evaluate import evaluate
 
 DATASETS = ("mnist", "bangla", "devanagari", "telugu", "kannada", "gujarati", "gurmukhi")
 

@@ -188,8 +188,8 @@ class _Worker:
         torch.set_num_threads(1)
         import test_fuzz as tf
         from conftest import save_tiny_checkpoint
-        from strings.decoding import BeamSearchDecoder
-        from strings.predictor import load
+        from strings.decode.ctc import BeamSearchDecoder
+        from strings.read.recognizer import load
 
         self.tf = tf
         self.dir = workdir
@@ -251,7 +251,7 @@ class _Worker:
         if kind == "log_probs":
             import torch
 
-            from strings.decoding import greedy_decode
+            from strings.decode.ctc import greedy_decode
 
             lp, lens = tf.random_log_probs(torch.Generator().manual_seed(spec["seed"]), spec["b"], spec["t"], spec["scale"],
                                            spec["masked"], spec["lengths"])

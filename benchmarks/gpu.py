@@ -4,7 +4,7 @@ Each check runs on its own and records a result or the error it met, so one fail
 hide the rest:
 
 - ``env``: torch, CUDA, cuDNN and the device.
-- ``ctc``: ``strings.engine.ctc_loss`` on CUDA with each kernel (PyTorch's native one and
+- ``ctc``: ``strings.train.loop.ctc_loss`` on CUDA with each kernel (PyTorch's native one and
   cuDNN's) against a float64 CPU reference: loss and gradient error for the engine's loss, a
   plain sum and a batch holding one impossible item; the CTC kernels the profiler saw; the
   time of loss + backward.
@@ -72,7 +72,7 @@ def check_ctc(batch: int = 64, frames: int = 48, classes: int = 11, max_len: int
     impossible item (more labels than frames), which ``zero_infinity`` must silence."""
     from torch.profiler import ProfilerActivity, profile
 
-    from strings.engine import CTC_KERNELS, ctc_loss, cudnn_ctc_eligible
+    from strings.train.ctc import CTC_KERNELS, ctc_loss, cudnn_ctc_eligible
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(batch, frames, classes, generator=g, dtype=torch.float64)  # (B, T, C)
@@ -131,7 +131,7 @@ def check_ctc(batch: int = 64, frames: int = 48, classes: int = 11, max_len: int
 def check_overfit(data_root: str | None, steps: int = 150) -> dict[str, Any]:
     """Train a fresh small model on one fixed real batch with each CTC kernel, in float32 and
     bfloat16 autocast: a working path drives the loss near zero, a broken one does not."""
-    from strings.engine import CTC_KERNELS, ctc_loss
+    from strings.train.ctc import CTC_KERNELS, ctc_loss
     from strings.models import create_model
 
     _, (images, widths, targets, lengths) = _real_batch(data_root, 32)
@@ -158,10 +158,10 @@ def check_overfit(data_root: str | None, steps: int = 150) -> dict[str, Any]:
 
 def _real_batch(data_root: str | None, size: int) -> tuple[Any, Any]:
     """The bundled default model and one augmented batch of real CAR-A training strings."""
-    from strings.checkpoint import load_model
-    from strings.datasets import open_dataset
-    from strings.engine import TrainStrings, collate_train
-    from strings.predictor import resolve_model
+    from strings.models.checkpoint import load_model
+    from strings.data import open_dataset
+    from strings.train.ctc import TrainStrings, collate_train
+    from strings.read.recognizer import resolve_model
 
     model, pre, _, _ = load_model(resolve_model("default"))
     data = TrainStrings([open_dataset(DATASET, "train", data_root)], model, pre, augment=True)
@@ -170,7 +170,7 @@ def _real_batch(data_root: str | None, size: int) -> tuple[Any, Any]:
 
 
 def check_amp(data_root: str | None) -> dict[str, Any]:
-    from strings.engine import ctc_loss
+    from strings.train.ctc import ctc_loss
 
     model, (images, widths, targets, lengths) = _real_batch(data_root, 64)
     model = model.cuda().train()
@@ -194,9 +194,9 @@ def check_amp(data_root: str | None) -> dict[str, Any]:
 
 
 def check_inference(data_root: str | None) -> dict[str, Any]:
-    from strings.datasets import open_dataset
+    from strings.data import open_dataset
     from strings.metrics import StringMetrics
-    from strings.predictor import load
+    from strings.read.recognizer import load
 
     ds = open_dataset(DATASET, "test", data_root)
     samples = [ds[i] for i in range(len(ds))]
@@ -223,7 +223,7 @@ def check_inference(data_root: str | None) -> dict[str, Any]:
 
 
 def check_train_step(batch: int = 64, width: int = 128) -> dict[str, Any]:
-    from strings.engine import ctc_loss
+    from strings.train.ctc import ctc_loss
     from strings.models import MODEL_CONFIGS, create_model
 
     out: dict[str, Any] = {}

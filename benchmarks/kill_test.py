@@ -1,12 +1,12 @@
 """Kill -9 test of the training loop: is every checkpoint left behind usable, and does a run
 that was killed N times and resumed end where an uninterrupted run ends?
 
-``strings.engine.train`` runs the tiny ``test_tiny`` model on in-memory synthetic strings (as
+``strings.train.loop.train`` runs the tiny ``test_tiny`` model on in-memory synthetic strings (as
 in tests/test_training.py) in a subprocess, which is killed with SIGKILL at random moments
 (during start-up, training, evaluation or a checkpoint write). After each kill:
 
 - ``last.safetensors`` and ``best.safetensors``, if present, must load with
-  ``strings.checkpoint.load_model`` and hold a step that is a multiple of ``eval_every``;
+  ``strings.models.checkpoint.load_model`` and hold a step that is a multiple of ``eval_every``;
 - ``log.jsonl`` must hold only whole JSON lines;
 - stale temporary files (``.<name>.*.tmp`` from a write that was cut short) are counted;
   they must not stop the next run.
@@ -54,7 +54,7 @@ class RunSpec:
 
 
 def _train(out: Path, spec: RunSpec, resume: bool) -> dict:
-    """One call of strings.engine.train on the tiny model (in whatever process calls it)."""
+    """One call of strings.train.loop.train on the tiny model (in whatever process calls it)."""
     for p in (str(REPO), str(TESTS)):
         if p not in sys.path:
             sys.path.insert(0, p)
@@ -62,7 +62,7 @@ def _train(out: Path, spec: RunSpec, resume: bool) -> dict:
 
     torch.set_num_threads(1)
     from conftest import SynthDigits, tiny_train_config
-    from strings.engine import train
+    from strings.train.loop import train
 
     src = SynthDigits(spec.n_train, seed=0, name="synth-test")
     val = SynthDigits(spec.n_val, seed=1, name="synth-val")
@@ -113,7 +113,7 @@ def _log_rows(out: Path) -> tuple[list[dict], bool]:
 
 
 def _check_after_kill(out: Path, spec: RunSpec) -> dict:
-    from strings.checkpoint import CheckpointError, load_model
+    from strings.models.checkpoint import CheckpointError, load_model
 
     report: dict = {"last_step": None, "corrupt": [], "stale_temp_files": 0, "log_whole": True}
     for name in ("last.safetensors", "best.safetensors"):
@@ -142,7 +142,7 @@ def _listdir(folder: Path) -> list[str]:
 
 
 def _final_state(out: Path) -> dict:
-    from strings.checkpoint import load_model
+    from strings.models.checkpoint import load_model
 
     rows, _ = _log_rows(out)
     last = rows[-1] if rows else {}

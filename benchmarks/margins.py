@@ -57,9 +57,10 @@ VARIANTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 
 def main() -> None:
     from strings.config import load_train_file
-    from strings.datasets import open_dataset
-    from strings.engine import resolve_data_root, validation_split
-    from strings.predictor import load
+    from strings.data import open_dataset
+    from strings.data.base import resolve_data_root
+    from strings.data.sources import validation_split
+    from strings.read.recognizer import load
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None)

@@ -14,7 +14,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from strings.engine import ctc_loss
+from strings.train.ctc import ctc_loss
 from strings.models import create_model, list_configs
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from strings.datasets import open_dataset
-from strings.predictor import load
+from strings.data import open_dataset
+from strings.read.recognizer import load
 
 
 def main() -> None:

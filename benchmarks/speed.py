@@ -54,7 +54,7 @@ CALIBRATION_IMAGES = 256
 
 def load_images(data_root: str | None, split: str = "test", limit: int | None = None) -> tuple[list[np.ndarray], list[str], float]:
     """Grey images and labels of the real split, and the mean JPEG decode time per image (ms)."""
-    from strings.datasets import open_dataset
+    from strings.data import open_dataset
 
     ds = open_dataset(DATASET, split, data_root)
     n = len(ds) if limit is None else min(limit, len(ds))
@@ -126,9 +126,9 @@ def latencies_ms(fn: Callable[[Any], Any], items: list[Any], warm: int = 10, pas
 
 def batch_groups(normed: list[np.ndarray], stride: int, batch: int, mode: str = "bucketed") -> list[list[int]]:
     """Image indices per batch: ``bucketed`` as ``Recognizer`` groups them
-    (``strings.batching.width_batches``), ``sorted`` by width in fixed-size batches, or in
+    (``strings.read.batching.width_batches``), ``sorted`` by width in fixed-size batches, or in
     ``arrival`` order."""
-    from strings.batching import width_batches
+    from strings.read.batching import width_batches
 
     if mode == "bucketed":
         return width_batches([x.shape[1] for x in normed], batch, stride)
@@ -138,7 +138,7 @@ def batch_groups(normed: list[np.ndarray], stride: int, batch: int, mode: str = 
 
 def make_batches(normed: list[np.ndarray], stride: int, batch: int, mode: str = "bucketed") -> list[tuple[Any, Any]]:
     """Padded (images, widths) batches, grouped as ``batch_groups`` says."""
-    from strings.transforms import collate_images
+    from strings.image import collate_images
 
     return [collate_images([normed[i] for i in g], stride) for g in batch_groups(normed, stride, batch, mode)]
 
@@ -163,8 +163,8 @@ def _recognizer(backend: str, threads: int, model: str | None, graph: bytes | No
     # and its OpenMP workers would otherwise wait on a busy core for each tiny op.
     torch.set_num_threads(threads if backend == "torch" else 1)
     if graph is not None:
-        from strings.backends import OnnxBackend
-        from strings.predictor import Recognizer
+        from strings.read.backends import OnnxBackend
+        from strings.read.recognizer import Recognizer
 
         base = strings.load(model)
         return Recognizer(base.model, base.preprocess, base.metadata, backend=OnnxBackend(graph, threads=threads))
@@ -181,8 +181,8 @@ def quantized_graph(model: str | None, data_root: str | None) -> bytes:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     import strings
-    from strings.export import export_onnx
-    from strings.transforms import prepare
+    from strings.read.export import export_onnx
+    from strings.image import prepare
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer warns once per batch-norm weight
     rec = strings.load(model)
@@ -226,7 +226,7 @@ def measure_strings(backend: str, threads: int, model: str | None, data_root: st
     out: dict[str, Any] = {"system": f"strings {backend}", "backend": backend, "threads": threads, **score(labels, texts)}
     out["strings_per_s"] = throughput(lambda: len(rec.recognize_greys(greys, batch_size=BATCH)), seconds)
     out.update({f"latency_{k}": v for k, v in latencies_ms(lambda g: rec.recognize_greys([g]), greys).items()})
-    from strings.transforms import prepare
+    from strings.image import prepare
 
     normed = [prepare(g, rec.preprocess)[0] for g in greys]
     batches = make_batches(normed, rec.model.stride, BATCH)
@@ -311,10 +311,10 @@ def measure_ablations(model: str | None, data_root: str | None, seconds: float, 
     import torch
 
     import strings
-    from strings.backends import OnnxBackend, TorchBackend
-    from strings.export import export_onnx
+    from strings.read.backends import OnnxBackend, TorchBackend
+    from strings.read.export import export_onnx
     from strings.models import create_model
-    from strings.transforms import prepare
+    from strings.image import prepare
 
     greys, _, _ = load_images(data_root, limit=n)
     rec = strings.load(model)
@@ -423,10 +423,10 @@ def measure_profile(model: str | None, data_root: str | None, n: int | None) -> 
     import torch
 
     import strings
-    from strings.boxes import digit_boxes
-    from strings.decoding import greedy_decode
-    from strings.export import export_onnx
-    from strings.transforms import collate_images, prepare
+    from strings.read.boxes import digit_boxes
+    from strings.decode.ctc import greedy_decode
+    from strings.read.export import export_onnx
+    from strings.image import collate_images, prepare
 
     torch.set_num_threads(1)
     greys, _, _ = load_images(data_root, limit=n)
@@ -483,7 +483,7 @@ def flops_per_image(model: Any, normed: list[np.ndarray]) -> dict[str, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from strings.transforms import collate_images
+    from strings.image import collate_images
 
     cache: dict[int, int] = {}
     per = []
@@ -503,8 +503,8 @@ def measure_flops(model: str | None, data_root: str | None, n: int | None) -> di
     import torch
 
     import strings
-    from strings.export import fold_for_inference
-    from strings.transforms import prepare
+    from strings.read.export import fold_for_inference
+    from strings.image import prepare
 
     greys, _, _ = load_images(data_root, limit=n)
     rec = strings.load(model)

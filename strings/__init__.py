@@ -7,10 +7,12 @@ Example:
     '1500'
 """
 
-__version__ = "0.1.0"
-
-from strings.predictor import AmountReading, DigitReading, ItemError, Reading, Recognizer, list_models, load  # noqa: E402
-from strings.transforms import InvalidImageError  # noqa: E402
-from strings.digits import DigitClassifier, DigitPrediction, list_digit_models, load_digits  # noqa: E402
+from strings._version import __version__
+from strings import _compat  # old module paths (strings.predictor, ...) keep working, with a warning
+from strings.digits import DigitClassifier, DigitPrediction, list_digit_models, load_digits
+from strings.image import InvalidImageError
+from strings.read import AmountReading, DigitReading, ItemError, Reading, Recognizer, list_models, load
 
 __all__ = ["AmountReading", "DigitClassifier", "DigitPrediction", "DigitReading", "InvalidImageError", "ItemError", "Reading", "Recognizer", "__version__", "list_digit_models", "list_models", "load", "load_digits"]
+
+_compat.install()

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 __all__ = [
     "ModelConfig", "PreprocessConfig", "DigitNetConfig", "DigitPreprocessConfig", "TrainConfig", "DataSource", "TASKS",
-    "from_dict", "to_dict", "load_train_file",
+    "MODEL_CONFIGS", "DIGIT_CONFIGS", "from_dict", "to_dict", "load_train_file",
 ]
 
 
@@ -32,7 +32,7 @@ class PreprocessConfig:
     # Contrast stretch between these percentiles of the grey levels before inversion.
     low_percentile: float = 1.0
     high_percentile: float = 99.0
-    # Trim the crop to its ink first (strings.transforms.ink_box), so that a generous margin
+    # Trim the crop to its ink first (strings.image.ink_box), so that a generous margin
     # does not shrink the digits: the share of stroke mass ignored at each end of each axis
     # (specks, a stray dot), then the paper kept around the ink box, in ink-box heights.
     trim: bool = False
@@ -131,11 +131,55 @@ class DigitNetConfig:
             raise ValueError(f"symbols must be at least 2 distinct characters, got {self.symbols!r}")
 
 
+# ----------------------------------------------------------------------------- named configs
+# The named networks are plain records, so they live with the records: strings.models builds
+# them (create_model, create_digit_model), and TrainConfig checks a recipe's name against them
+# without importing any network code.
+# Each entry: the network and the preprocessing it was designed for.
+# Choices are measured in benchmarks/RESULTS.md ("Choosing the architecture").
+# The real models read crops trimmed to their ink (PreprocessConfig.trim), so that a crop's
+# margin does not decide the digits' size (benchmarks/RESULTS.md, "Crop margins").
+MODEL_CONFIGS: dict[str, tuple[ModelConfig, PreprocessConfig]] = {
+    "densenet_ctc_small": (ModelConfig(), PreprocessConfig(height=32, trim=True)),
+    "densenet_ctc_base": (
+        ModelConfig(stem_channels=48, growth_rate=16, block_layers=(6, 8, 10), hidden=192),
+        PreprocessConfig(height=40, trim=True),
+    ),
+    "densenet_ctc_fast": (
+        ModelConfig(stem_channels=24, growth_rate=8, block_layers=(3, 4, 6), hidden=96),
+        PreprocessConfig(height=32, trim=True),
+    ),
+    # Tiny: for tests only (timm's test_* convention). Builds and runs in milliseconds.
+    "test_tiny": (
+        ModelConfig(stem_channels=8, growth_rate=4, block_layers=(1, 1, 1), hidden=16, dropout=0.0),
+        PreprocessConfig(height=16, min_width=8),
+    ),
+}
+
+
+# Single-digit classifiers (task "classify"), each with the canvas it reads. Measured training
+# speed is in configs/digits_mnist.toml.
+DIGIT_CONFIGS: dict[str, tuple[DigitNetConfig, DigitPreprocessConfig]] = {
+    # 0.26 M parameters, 37 M multiply-adds per 28x28 digit (torch's flop counter), 200 features.
+    "densenet_digits_small": (DigitNetConfig(), DigitPreprocessConfig()),
+    # 0.90 M parameters, 103 M multiply-adds, 416 features: for when time is less short.
+    "densenet_digits_base": (
+        DigitNetConfig(stem_channels=(32, 64), growth_rate=24, block_layers=(8, 12), dropout=0.25),
+        DigitPreprocessConfig(),
+    ),
+    # Tiny: for tests only. Builds and runs in milliseconds.
+    "test_tiny_digits": (
+        DigitNetConfig(stem_channels=(8,), growth_rate=4, block_layers=(1, 1), bottleneck_factor=2, dropout=0.0),
+        DigitPreprocessConfig(size=16, box=12),
+    ),
+}
+
+
 @dataclass(frozen=True)
 class DataSource:
     """One stream of training strings and its share of each batch."""
 
-    dataset: str  # a name from strings.datasets.DATASETS, or "synth"
+    dataset: str  # a name from strings.data.DATASETS, or "synth"
     weight: float = 1.0
     split: str = "train"
 
@@ -177,7 +221,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         from strings.alphabet import SCRIPT_DIGITS
-        from strings.models import DIGIT_CONFIGS, MODEL_CONFIGS
 
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; known: {', '.join(TASKS)}")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from strings.checkpoint import save_model
-from strings.datasets import ImageDataset, Sample
+from strings.models.checkpoint import save_model
+from strings.data import ImageDataset, Sample
 from strings.models import MODEL_CONFIGS, create_model
 
 # The machine running the suite is small and often busy: one intra-op thread is the fastest.
@@ -276,7 +276,7 @@ def synth_train_val() -> tuple[SynthDigits, SynthDigits]:
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """One short training run of test_tiny (about 5 s): the output folder and train's result.
     It reaches roughly 90% string accuracy on the synthetic validation strings."""
-    from strings.engine import train
+    from strings.train.loop import train
 
     out = tmp_path_factory.mktemp("run") / "tiny-run"
     sources, val = synth_train_val()

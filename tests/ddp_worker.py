@@ -13,7 +13,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import synth_train_val, tiny_train_config  # noqa: E402
 
-import strings.engine as engine  # noqa: E402
+import strings.train as engine  # noqa: E402
+import strings.train.ctc as ctc_task  # noqa: E402  (the CTC task builds the network)
 
 
 def main() -> None:
@@ -21,8 +22,8 @@ def main() -> None:
     torch.set_num_threads(1)
     sources, val = synth_train_val()
     models = []  # this process's own network, to digest its weights after training
-    create = engine.create_model
-    engine.create_model = lambda *a, **kw: models.append(create(*a, **kw)) or models[-1]
+    create = ctc_task.create_model
+    ctc_task.create_model = lambda *a, **kw: models.append(create(*a, **kw)) or models[-1]
     result = engine.train(tiny_train_config(max_steps=int(sys.argv[2]) if len(sys.argv) > 2 else 300), out,
                           sources=[sources], validation=val, progress=False, resume=True, device="cpu",
                           log=lambda msg: None)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import idx_bytes
-from strings.datasets import ImageDataset, Sample
+from strings.data import ImageDataset, Sample
 
 CMATER = {"bangla": "cmaterdb-3.1.1-bangla", "devanagari": "cmaterdb-3.2.1-devanagari", "telugu": "cmaterdb-3.4.1-telugu"}
 CMATER_ORDER = (9, 0, 7, 6, 1, 8, 4, 3, 2, 5)  # the mirror's class-block order

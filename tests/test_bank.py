@@ -6,17 +6,16 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from strings.alphabet import Alphabet
-from strings.amount import format_amount, review_reasons
-from strings.amount_lm import EOS, AmountNgram
-from strings.calibration import MEASURES, Calibration, aurc, calibrate, choose, measure_values, string_posteriors
-from strings.decoding import BeamSearchDecoder, greedy_decode
+from strings.read.amount import format_amount, review_reasons
+from strings.decode.amount_lm import EOS, AmountNgram
+from strings.read.calibration import MEASURES, Calibration, aurc, calibrate, choose, measure_values, string_posteriors
+from strings.decode.ctc import BeamSearchDecoder, greedy_decode
 from strings.metrics import align_strings, centre_hits
-from strings.predictor import Recognizer, load
+from strings.read.recognizer import Recognizer, load
 
 DIGITS = Alphabet("0123456789")
 
@@ -103,7 +102,7 @@ def test_calibration_threshold_and_roundtrip():
 
 
 def test_choose_prefers_lower_aurc_then_simpler():
-    from strings.calibration import CandidateScore
+    from strings.read.calibration import CandidateScore
 
     a = CandidateScore("posterior", 1.5, 0.02, 0.3, {"0.01": 0.5})
     b = CandidateScore("min_char", 1.0, 0.02, 0.3, {"0.01": 0.5})

@@ -11,7 +11,7 @@ import cv2
 import pytest
 
 from conftest import render_digits, write_png
-from strings.checkpoint import read_metadata
+from strings.models.checkpoint import read_metadata
 from strings.cli import main
 
 

@@ -8,10 +8,10 @@ import pytest
 
 import strings
 from conftest import REAL_DATA, render_digits
-from strings.datasets import open_dataset
+from strings.data import open_dataset
 from strings.digits import bundled_digit_models, load_digits
-from strings.engine import evaluate
-from strings.predictor import WEIGHTS_DIR, bundled_models, resolve_model
+from strings.train.evaluate import evaluate
+from strings.read.recognizer import WEIGHTS_DIR, bundled_models, resolve_model
 
 BUNDLED_MODELS = bundled_models()
 
@@ -47,7 +47,7 @@ def test_bundled_default_loads_and_reads():
 @pytest.mark.skipif(REAL_DATA is None, reason="real data (car-a-partial) not found beside the checkout or in $STRINGS_DATA")
 def test_bundled_default_on_real_car_a_partial():
     """A real-data sanity check: the first 32 car-a-partial test images (the held-out split)."""
-    from strings.datasets import Subset
+    from strings.data import Subset
 
     test = open_dataset("car-a-partial", "test", REAL_DATA)
     report = evaluate(strings.load(), Subset(test, range(32), "car-a-partial-test[:32]"))

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from conftest import make_tiny_model
-from strings.checkpoint import FORMAT, CheckpointError, atomic_write, load_model, read_metadata, save_model, sha256_file
+from strings.models.checkpoint import FORMAT, CheckpointError, atomic_write, load_model, read_metadata, save_model, sha256_file
 from strings.models import MODEL_CONFIGS
 
 PRE = MODEL_CONFIGS["test_tiny"][1]
@@ -223,7 +223,7 @@ def test_package_never_unpickles():
 def test_full_disk_is_reported_and_keeps_the_previous_file(tmp_path, monkeypatch):
     import errno
 
-    from strings import checkpoint as ck
+    from strings.models import checkpoint as ck
 
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"previous")

@@ -23,7 +23,7 @@ from conftest import (
     usps_line,
     write_png,
 )
-from strings.datasets import (
+from strings.data import (
     DATASETS,
     DatasetError,
     open_dataset,
@@ -33,7 +33,7 @@ from strings.datasets import (
     resolve_data_root,
     split_train_val,
 )
-from strings.datasets.readers import read_cvl, read_orand_car
+from strings.data.readers import read_cvl, read_orand_car
 
 
 def _check_samples(ds, expected: list[tuple[str, str]]) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from strings.alphabet import BLANK, DIGITS, Alphabet
-from strings.decoding import BeamSearchDecoder, greedy_decode
+from strings.decode.ctc import BeamSearchDecoder, greedy_decode
 from strings.metrics import StringMetrics, edit_distance
 
 A = Alphabet(DIGITS)

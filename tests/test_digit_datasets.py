@@ -1,4 +1,4 @@
-"""Readers of the isolated-digit sets (strings/datasets/digits.py) on tiny fake trees in the
+"""Readers of the isolated-digit sets (strings/data/digitsets.py) on tiny fake trees in the
 published layouts, and on the real staged copies when they are present."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from digit_fakes import (
     build_indic_tree,
     build_kannada_tree,
 )
-from strings.datasets import DATASETS, DatasetError, DigitSet, open_dataset
-from strings.datasets.digits import GUJARATI_SPLIT, SCRIPT_DATASETS
+from strings.data import DATASETS, DatasetError, DigitSet, open_dataset
+from strings.data.digitsets import GUJARATI_SPLIT, SCRIPT_DATASETS
 
 
 @pytest.fixture(scope="module")

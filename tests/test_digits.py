@@ -13,12 +13,12 @@ import torch
 from conftest import tiny_train_config, write_png
 from digit_fakes import SynthSingleDigits, build_cmater_tree, draw_digit
 from strings.alphabet import SCRIPT_DIGITS
-from strings.checkpoint import CheckpointError, load_model
+from strings.models.checkpoint import CheckpointError, load_model
 from strings.cli import main
 from strings.config import DataSource, DigitNetConfig, DigitPreprocessConfig, TrainConfig
-from strings.datasets import open_dataset
-from strings.digit_svm import SVMHead, fit_svm, load_svm, save_svm
-from strings.digit_task import reject_summary
+from strings.data import open_dataset
+from strings.digits.svm import SVMHead, fit_svm, load_svm, save_svm
+from strings.digits.task import reject_summary
 from strings.digits import (
     DigitClassifier,
     DigitPrediction,
@@ -29,7 +29,8 @@ from strings.digits import (
     normalize_digit,
     weights_digest,
 )
-from strings.engine import evaluate, train
+from strings.train.evaluate import evaluate
+from strings.train.loop import train
 from strings.models import DIGIT_CONFIGS, create_digit_model, list_configs
 
 PRE = DigitPreprocessConfig()
@@ -397,7 +398,7 @@ def test_cli_predict(bangla_cli_run, capsys, tmp_path):
 
 
 def test_bundle_list_and_load_by_name(bangla_cli_run, capsys, tmp_path, monkeypatch):
-    import strings.digits as D
+    import strings.digits.classifier as D
 
     root, out = bangla_cli_run
     monkeypatch.setattr(D, "WEIGHTS_DIR", tmp_path)

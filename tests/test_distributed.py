@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from strings.checkpoint import load_model
-from strings.distributed import Dist
+from strings.models.checkpoint import load_model
+from strings.train.distributed import Dist
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 STEPS = 300

@@ -12,12 +12,13 @@ import torch
 
 import strings
 from conftest import make_tiny_model, render_digits, write_png
-from strings.backends import BACKENDS, Backend, OnnxBackend, TorchBackend, make_backend
+from strings.read.backends import BACKENDS, Backend, OnnxBackend, TorchBackend, make_backend
 from strings.cli import main
 from strings.config import PreprocessConfig
-from strings.export import ONNX_META_KEY, export_onnx, fold_conv_bn, fold_for_inference, onnx_parity
+from strings.read.export import ONNX_META_KEY, export_onnx, fold_conv_bn, fold_for_inference
+from strings.read.backends import onnx_parity
 from strings.models import MODEL_CONFIGS
-from strings.transforms import collate_images, normalize
+from strings.image import collate_images, normalize
 
 PRE: PreprocessConfig = MODEL_CONFIGS["test_tiny"][1]
 TEXTS = ("7", "42", "1500", "90210", "3", "118", "5067")
@@ -239,7 +240,7 @@ def test_cli_threads_must_be_positive(trained_checkpoint, tmp_path, capsys):
 
 
 def test_width_batches_bound_padding():
-    from strings.batching import width_batches
+    from strings.read.batching import width_batches
 
     rng = np.random.default_rng(0)
     widths = [int(w) for w in rng.integers(10, 400, size=300)]

@@ -31,10 +31,10 @@ from PIL import Image
 from conftest import render_digits
 from strings.alphabet import Alphabet
 from strings.config import PreprocessConfig
-from strings.datasets import DatasetError, FileDataset, read_gt_list, read_idx, read_list
-from strings.decoding import Decoded, greedy_decode
-from strings.predictor import Reading
-from strings.transforms import InvalidImageError, load_image, normalize
+from strings.data import DatasetError, FileDataset, read_gt_list, read_idx, read_list
+from strings.decode.ctc import Decoded, greedy_decode
+from strings.read.recognizer import Reading
+from strings.image import InvalidImageError, load_image, normalize
 
 EXAMPLES = int(os.environ.get("STRINGS_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
@@ -50,7 +50,7 @@ DATASET_ERRORS = (DatasetError,)
 ALPHABET = Alphabet("0123456789")
 # BeamSearchDecoder's confidence, exp(score), can come out a hair above 1 (float rounding in
 # the flashlight decoder): pinned by test_beam_confidence_never_above_one (xfail until
-# strings/decoding.py clamps it), tolerated by the beam fuzz so it can look for other faults.
+# strings/decode/ctc.py clamps it), tolerated by the beam fuzz so it can look for other faults.
 # Set to 0.0 once fixed. benchmarks/fuzz.py stays strict.
 KNOWN_BEAM_SLACK = 0.0
 
@@ -283,7 +283,7 @@ def decode_outcome(decoder: Callable, lp: torch.Tensor, lengths: torch.Tensor, s
 
 @pytest.fixture(scope="module", autouse=True)
 def _subnormals_back_on():
-    """strings.engine.train turns on flush-to-zero for the whole process (torch.set_flush_denormal)
+    """strings.train.loop.train turns on flush-to-zero for the whole process (torch.set_flush_denormal)
     and leaves it on; hypothesis refuses to generate floats in such a process, and the
     decoders should be fuzzed with IEEE arithmetic. Put the default back for this module."""
     torch.set_flush_denormal(False)
@@ -302,14 +302,14 @@ def seeds() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def tiny_rec(tiny_checkpoint):
-    from strings.predictor import load
+    from strings.read.recognizer import load
 
     return load(tiny_checkpoint)
 
 
 @pytest.fixture(scope="module")
 def beam_decoder():
-    from strings.decoding import BeamSearchDecoder
+    from strings.decode.ctc import BeamSearchDecoder
 
     return BeamSearchDecoder(ALPHABET, beam_size=4, nbest=3)
 

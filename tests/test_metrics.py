@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strings.boxes import digit_boxes
+from strings.read.boxes import digit_boxes
 from strings.metrics import StringMetrics, edit_distance, read_rate_at_error, reject_curve
 
 

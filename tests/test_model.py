@@ -11,7 +11,7 @@ import torch
 from conftest import make_tiny_model
 from strings.alphabet import Alphabet
 from strings.config import ModelConfig
-from strings.engine import ctc_loss
+from strings.train.ctc import ctc_loss
 from strings.models import MODEL_CONFIGS, create_model, list_configs
 
 

@@ -16,10 +16,10 @@ from PIL import Image
 
 import strings
 from conftest import render_digits, write_png
-from strings.checkpoint import CheckpointError
+from strings.models.checkpoint import CheckpointError
 from strings.config import PreprocessConfig
-from strings.predictor import DigitReading, Reading, Recognizer, resolve_model
-from strings.transforms import InvalidImageError, collate_images, ink_box, load_image, normalize, prepare
+from strings.read.recognizer import DigitReading, Reading, Recognizer, resolve_model
+from strings.image import InvalidImageError, collate_images, ink_box, load_image, normalize, prepare
 
 TEXTS = ("7", "42", "1500", "90210", "3", "118", "5067", "29")
 
@@ -267,7 +267,7 @@ def test_unsupported_input_types(rec):
 
 
 def test_pixel_limit(monkeypatch, tmp_path, rec):
-    import strings.transforms as T
+    import strings.image as T
 
     path = write_png(tmp_path / "big.png", render_digits("12"))
     monkeypatch.setattr(T, "MAX_PIXELS", 100)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import io
 import json
 import os
 import resource
@@ -28,10 +27,10 @@ from PIL import Image
 
 import strings
 from conftest import REPO, build_car_partial_tree, build_mnist_tree, build_usps_tree, idx_bytes, render_digits, write_png
-from strings.checkpoint import CheckpointError, load_model, save_model
-from strings.datasets import DatasetError, open_dataset, read_car_partial_boxes, read_gt_list, read_idx, read_list
-from strings.predictor import ItemError, Reading
-from strings.transforms import MAX_PIXELS, InvalidImageError, display_name, load_image, normalize
+from strings.models.checkpoint import CheckpointError, load_model
+from strings.data import DatasetError, open_dataset, read_car_partial_boxes, read_gt_list, read_idx, read_list
+from strings.read.recognizer import ItemError, Reading
+from strings.image import MAX_PIXELS, InvalidImageError, display_name, load_image, normalize
 
 IMAGE_ERRORS = (InvalidImageError, FileNotFoundError)
 
@@ -164,7 +163,7 @@ def test_unreadable_file(tmp_path, grey):
 
 
 def test_file_size_limit(monkeypatch, tmp_path, grey):
-    import strings.transforms as T
+    import strings.image as T
 
     path = write_png(tmp_path / "big.png", grey)
     monkeypatch.setattr(T, "MAX_FILE_BYTES", 100)
@@ -224,7 +223,7 @@ def test_lazy_pil_image_is_checked_before_decoding(tmp_path):
 
 
 def test_pixel_limit_is_documented():
-    import strings.transforms as T
+    import strings.image as T
 
     assert "MAX_PIXELS" in T.__doc__ and MAX_PIXELS == 50_000_000
 
@@ -240,13 +239,13 @@ def test_extreme_shapes_read(rec, tmp_path, shape):
         for d in r.digits:
             x0, y0, x1, y1 = d.box
             assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]
-    cfg = strings.transforms.PreprocessConfig(height=16, min_width=8, max_width=64)
+    cfg = strings.image.PreprocessConfig(height=16, min_width=8, max_width=64)
     x = normalize(img, cfg)
     assert x.shape[0] == 16 and 8 <= x.shape[1] <= 64 and np.isfinite(x).all()
 
 
 def test_normalize_refuses_what_is_not_an_image():
-    cfg = strings.transforms.PreprocessConfig(height=16)
+    cfg = strings.image.PreprocessConfig(height=16)
     for bad in (np.zeros((0, 5), np.uint8), np.zeros((5, 0), np.uint8), np.zeros((3,), np.uint8), np.full((4, 4), np.nan)):
         with pytest.raises(InvalidImageError):
             normalize(bad, cfg)
@@ -508,7 +507,7 @@ def test_bad_idx_files(tmp_path, raw, fragment):
 
 
 def test_idx_gzip_bomb_is_refused(tmp_path, monkeypatch):
-    import strings.datasets.readers as R
+    import strings.data.readers as R
 
     path = tmp_path / "bomb.gz"
     path.write_bytes(gzip.compress(idx_bytes(np.zeros((100, 100, 100), np.uint8))))  # 1 MB inflated

@@ -11,12 +11,12 @@ import pytest
 from conftest import tiny_train_config
 from digit_fakes import build_cmater_tree
 from strings.alphabet import SCRIPT_DIGITS, Alphabet, script_of
-from strings.checkpoint import load_model
+from strings.models.checkpoint import load_model
 from strings.config import DataSource
-from strings.datasets import open_dataset
-from strings.engine import train
-from strings.predictor import Recognizer
-from strings.script_synth import script_glyph_bank, script_strings
+from strings.data import open_dataset
+from strings.train.loop import train
+from strings.read.recognizer import Recognizer
+from strings.data.synth.scripts import script_glyph_bank, script_strings
 
 BANGLA = SCRIPT_DIGITS["bangla"]
 
@@ -72,7 +72,7 @@ def test_tiny_bangla_string_model_trains(bangla_root, tmp_path):
 @pytest.mark.filterwarnings("ignore:real cheque paper unavailable")
 def test_synth_source_composes_the_scripts_numerals(bangla_root, tmp_path):
     """A recipe with script = "bangla" and the "synth" source builds its strings from Bangla digits."""
-    from strings.engine import build_sources
+    from strings.data.sources import build_sources
 
     cfg = tiny_train_config(script="bangla", sources=(DataSource("synth"),), validation="bangla-strings", synth_pool=10)
     sources, _ = build_sources(cfg, bangla_root, fit=None, val=None)  # type: ignore[arg-type]

@@ -16,9 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
-from strings.datasets import read_list
-from strings.synth import Backgrounds, GlyphBank, SynthConfig, SynthStrings, sample_label, stroke_widths, write_synth
-from strings.synth import _clean_paper, _cut_car_digits  # internal steps worth pinning down
+from strings.data import read_list
+from strings.data.synth import Backgrounds, GlyphBank, SynthConfig, SynthStrings, sample_label, stroke_widths, write_synth
+from strings.data.synth.glyphs import _cut_car_digits  # internal steps worth pinning down
+from strings.data.synth.paper import _clean_paper
 
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_COMPLEX)
 
@@ -241,7 +242,7 @@ def test_real_data_bank_and_backgrounds() -> None:
 def test_thinning_keeps_thin_parts_of_a_glyph() -> None:
     """A 6 with a fat loop and a hairline stem: plain erosion deletes the stem (the glyph turns
     into a blob that no one can read as a 6); the guarded thinning keeps the ink's height."""
-    from strings.synth import _ink_height, _thin
+    from strings.data.synth.common import _ink_height, _thin
 
     patch = np.zeros((60, 40), np.uint8)
     cv2.circle(patch, (20, 42), 11, 255, 9)  # loop, strokes 9 px wide

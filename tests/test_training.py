@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SynthDigits, render_digits, synth_train_val, tiny_train_config
-from strings.checkpoint import CheckpointError, load_model
+from strings.models.checkpoint import CheckpointError, load_model
 from strings.config import ModelConfig, TrainConfig, load_train_file
-from strings.engine import TrainStrings, _lr_at, evaluate, train
+from strings.train.ctc import TrainStrings
+from strings.train.loop import _lr_at, train
+from strings.train.evaluate import evaluate
 from strings.models import MODEL_CONFIGS, create_model
-from strings.predictor import Recognizer, load
+from strings.read.recognizer import Recognizer, load
 
 
 def read_log(out: Path) -> list[dict]:
@@ -97,7 +99,7 @@ sys.path[:0] = [{repo!r}, {tests!r}]
 import torch
 torch.set_num_threads(1)
 from conftest import synth_train_val, tiny_train_config
-from strings.engine import train
+from strings.train.loop import train
 src, val = synth_train_val()
 train(tiny_train_config(max_steps=100000, eval_every=10), {out!r}, sources=[src], validation=val,
       progress=False, device="cpu")

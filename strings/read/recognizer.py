@@ -23,22 +23,22 @@ import numpy as np
 import torch
 
 from strings.alphabet import Alphabet
-from strings.backends import Backend, make_backend
-from strings.batching import width_batches
-from strings.amount import AmountReading, format_amount, review_reasons
-from strings.boxes import digit_boxes
-from strings.calibration import Calibration, measure_values
-from strings.checkpoint import CheckpointError, load_model, sha256_file
+from strings.read.backends import Backend, make_backend
+from strings.read.batching import width_batches
+from strings.read.amount import AmountReading, format_amount, review_reasons
+from strings.read.boxes import digit_boxes
+from strings.read.calibration import Calibration, measure_values
+from strings.models.checkpoint import CheckpointError, load_model, sha256_file
 from strings.config import PreprocessConfig
-from strings.decoding import BeamSearchDecoder, Decoded, greedy_decode
+from strings.decode.ctc import BeamSearchDecoder, Decoded, greedy_decode
 from strings.models import DenseNetCTC
-from strings.transforms import ImageInput, InvalidImageError, collate_images, load_image, prepare
+from strings.image import ImageInput, InvalidImageError, collate_images, load_image, prepare
 
 __all__ = [
     "AmountReading", "bundled_models", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
 ]
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # strings/weights
 
 
 @functools.cache
@@ -63,7 +63,7 @@ class DigitReading:
 
 @dataclass(frozen=True)
 class Reading:
-    """What the recognizer read in one image (confidences as defined in strings.decoding)."""
+    """What the recognizer read in one image (confidences as defined in strings.decode.ctc)."""
 
     text: str
     confidence: float
@@ -136,7 +136,7 @@ class Recognizer:
         threads: int | None = None,
     ) -> None:
         self.model = model.to(device).eval()
-        # The network runs in a backend (strings.backends): folded PyTorch or ONNX Runtime.
+        # The network runs in a backend (strings.read.backends): folded PyTorch or ONNX Runtime.
         self.backend = make_backend(backend, self.model, preprocess, metadata, device=device, threads=threads)
         self.preprocess = preprocess
         self.metadata = metadata or {}
@@ -214,7 +214,7 @@ class Recognizer:
         prepared = [prepare(g, self.preprocess) for g in greys]
         normed = [ink for ink, _ in prepared]
         out: list[Reading | None] = [None] * len(normed)
-        # Width bucketing (strings.batching): narrowest first, batches closed before padding grows.
+        # Width bucketing (strings.read.batching): narrowest first, batches closed before padding grows.
         for idx in width_batches([n.shape[1] for n in normed], batch_size, self.model.stride):
             for i, dec in zip(idx, self._read_normalized([normed[i] for i in idx])):
                 out[i] = self._reading(dec, prepared[i][1], normed[i], sources[i])
@@ -307,7 +307,7 @@ def load(
 
     ``beam_size > 0`` decodes with CTC beam search instead of the greedy best path.
     ``backend``: ``"torch"``, ``"torch-bf16"`` or ``"onnx"`` (ONNX Runtime, CPU; see
-    ``strings.backends``); ``threads``: the cores the onnx backend uses (PyTorch uses its global
+    ``strings.read.backends``); ``threads``: the cores the onnx backend uses (PyTorch uses its global
     ``torch.set_num_threads``).
     """
     path = resolve_model(name_or_path)

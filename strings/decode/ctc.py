@@ -7,7 +7,7 @@ Confidence, defined once for the whole project:
   (the product over all frames, blanks included, of the winning class probability); for beam
   search it is ``exp(score)`` of the hypothesis. An empty reading has the blank path's
   probability. A calibrated model replaces it with the measure its calibration chose
-  (``strings.calibration``; the bundled model: the minimum digit confidence at T = 1.26).
+  (``strings.read.calibration``; the bundled model: the minimum digit confidence at T = 1.26).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch import Tensor
 from strings.alphabet import BLANK, Alphabet
 
 if TYPE_CHECKING:
-    from strings.amount_lm import AmountNgram
+    from strings.decode.amount_lm import AmountNgram
 
 __all__ = ["Decoded", "align_spans", "greedy_decode", "BeamSearchDecoder"]
 
@@ -86,7 +86,7 @@ class BeamSearchDecoder:
     """CTC prefix beam search through torchaudio's flashlight decoder, with N-best output.
 
     No lexicon; every digit sequence is allowed. ``lm`` adds a prior over strings (see
-    ``strings.amount_lm``) weighted by ``lm_weight``, with ``insertion_bonus`` per emitted digit
+    ``strings.decode.amount_lm``) weighted by ``lm_weight``, with ``insertion_bonus`` per emitted digit
     to offset the prior's pull towards short strings. With an ``lm`` a decoder instance must not
     be shared between threads (the LM keeps per-call state). Digit spans come from forced
     alignment of each hypothesis, so they mean the same as greedy spans.
@@ -98,7 +98,7 @@ class BeamSearchDecoder:
     ) -> None:
         from torchaudio.models.decoder import ctc_decoder
 
-        from strings.amount_lm import DecoderLM
+        from strings.decode.amount_lm import DecoderLM
 
         if lm is not None and lm.symbols != alphabet.symbols:
             raise ValueError(f"LM symbols {lm.symbols!r} differ from the alphabet {alphabet.symbols!r}")

@@ -3,7 +3,7 @@
 A backend maps a padded batch to logits and nothing else; preprocessing and CTC decoding stay
 in ``Recognizer`` and are the same for every backend.
 
-- ``"torch"``: the network with its batch norms folded (``strings.export.fold_for_inference``)
+- ``"torch"``: the network with its batch norms folded (``strings.read.export.fold_for_inference``)
   in channels-last memory order, under ``torch.inference_mode``. The thread count is PyTorch's
   (``torch.set_num_threads``).
 - ``"torch-bf16"``: the same in bfloat16 (the head in float32), for CPUs with bfloat16
@@ -33,8 +33,9 @@ from torch import Tensor
 
 from strings.config import PreprocessConfig
 from strings.models import DenseNetCTC
+from strings.read.export import export_onnx, fold_for_inference
 
-__all__ = ["BACKENDS", "Backend", "OnnxBackend", "TorchBackend", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "OnnxBackend", "TorchBackend", "make_backend", "onnx_parity"]
 
 BACKENDS = ("torch", "torch-bf16", "onnx")
 
@@ -65,8 +66,6 @@ class TorchBackend:
         self, model: DenseNetCTC, device: str | torch.device = "cpu", fold: bool = True, channels_last: bool = True,
         bf16: bool = False,
     ) -> None:
-        from strings.export import fold_for_inference
-
         self.device = torch.device(device)
         if bf16 and not fold:
             raise ValueError("bf16 runs the folded network: pass fold=True")
@@ -91,7 +90,7 @@ class TorchBackend:
 
 
 class OnnxBackend:
-    """ONNX Runtime on the CPU. ``model`` is an ONNX graph as ``strings.export.export_onnx``
+    """ONNX Runtime on the CPU. ``model`` is an ONNX graph as ``strings.read.export.export_onnx``
     writes it (bytes or a path).
 
     ``threads``: CPU cores to use (default: all usable), as ONNX Runtime intra-op threads.
@@ -147,8 +146,6 @@ class OnnxBackend:
         flush_denormals: bool = True,
     ) -> OnnxBackend:
         """Export ``model`` in memory (about a second) and open a session on it."""
-        from strings.export import export_onnx
-
         return cls(export_onnx(model, preprocess, None, metadata), threads=threads, flush_denormals=flush_denormals)
 
     @staticmethod
@@ -198,3 +195,24 @@ def make_backend(
             raise ValueError(f"the onnx backend runs on the CPU only, not {device}")
         return OnnxBackend.from_model(model, preprocess, metadata, threads=threads)
     raise ValueError(f"unknown backend {kind!r}; choose from {', '.join(BACKENDS)}")
+
+
+def onnx_parity(model: DenseNetCTC, onnx_model: bytes | str | os.PathLike, seed: int = 0) -> float:
+    """Largest |logit difference| between ``model`` (eager, unfolded) and an ONNX graph of it,
+    over random batches of different widths and compositions (alone, mixed, all padded)."""
+    backend = OnnxBackend(onnx_model, threads=1)
+    gen = torch.Generator().manual_seed(seed)
+    s = model.stride
+    worst = 0.0
+    for widths in ([8 * s], [3 * s, 11 * s, 5 * s], [s, 2 * s], [40 * s]):
+        w = torch.tensor(widths, dtype=torch.long)
+        images = torch.rand(len(widths), 1, model.height, max(widths), generator=gen)
+        for i, wi in enumerate(widths):
+            images[i, :, :, wi:] = 0.0  # right padding is background, as collate_images makes it
+        was_training = model.training
+        model.eval()
+        with torch.inference_mode():
+            ref = model.logits(images, w)
+        model.train(was_training)
+        worst = max(worst, float((backend.logits(images, w) - ref).abs().max()))
+    return worst

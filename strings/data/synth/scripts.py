@@ -2,7 +2,7 @@
 
 Why: there is no real handwritten Bangla (or Devanagari, Telugu...) digit-string set here, but
 each script has a set of isolated handwritten numerals. The same generator that composes
-cheque amounts from MNIST digits (``strings.synth.SynthStrings``) composes them from those
+cheque amounts from MNIST digits (``strings.data.synth.SynthStrings``) composes them from those
 numerals; the labels are written in the script's own numerals (``SCRIPT_DIGITS``), so a model
 trained on them has that alphabet and reads ``"১৫০০"``, not ``"1500"``.
 
@@ -14,7 +14,7 @@ validation slice carved from ``train`` shares digit images with the fitted part,
 is optimistic; the test split is the honest number.
 
 Example:
-    >>> from strings.script_synth import script_strings
+    >>> from strings.data.synth.scripts import script_strings
     >>> ds = script_strings("bangla", "train", "../shared/data")  # doctest: +SKIP
     >>> ds[0].label  # doctest: +SKIP
     '৪০৭'
@@ -26,9 +26,11 @@ import os
 from pathlib import Path
 
 from strings.alphabet import SCRIPT_DIGITS
-from strings.datasets import DatasetError, open_dataset, resolve_data_root
-from strings.datasets.digits import SCRIPT_DATASETS
-from strings.synth import GlyphBank, SynthStrings
+from strings.data.base import DatasetError, ImageDataset, resolve_data_root
+from strings.data.catalog import open_dataset, register_dataset
+from strings.data.digitsets import SCRIPT_DATASETS
+from strings.data.synth.compose import SynthStrings
+from strings.data.synth.glyphs import GlyphBank
 
 __all__ = ["SCRIPT_STRINGS_N", "SCRIPT_STRINGS_SEED", "script_glyph_bank", "script_strings", "read_script_strings"]
 
@@ -72,3 +74,16 @@ def script_strings(
 def read_script_strings(root: Path, script: str, split: str) -> SynthStrings:
     """The reader behind the registered ``<script>-strings`` datasets."""
     return script_strings(script, split, root)
+
+
+def _reader(script: str):
+    def read(root: Path, split: str) -> ImageDataset:
+        return read_script_strings(root, script, split)
+
+    return read
+
+
+for _script in SCRIPT_DATASETS:
+    if _script == "latin":  # latin strings are the cheque generator's own (the synth source)
+        continue
+    register_dataset(f"{_script}-strings", _reader(_script))

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from strings.datasets.base import ArrayDataset, DatasetError
-from strings.datasets.readers import MAX_DECOMPRESSED_BYTES, _need_dir, read_idx
-from strings.transforms import InvalidImageError, display_name
+from strings.data.base import ArrayDataset, DatasetError
+from strings.data.readers import MAX_DECOMPRESSED_BYTES, _need_dir, read_idx
+from strings.image import InvalidImageError, display_name
 
 __all__ = [
     "CMATER_DIRS",
@@ -247,7 +247,7 @@ def _read_zip_digits(path: Path) -> tuple[np.ndarray, list[str]]:
     in (digit, n) order. Every image must have the same size."""
     from PIL import Image, UnidentifiedImageError
 
-    from strings.transforms import load_image
+    from strings.image import load_image
 
     if not path.is_file():
         raise DatasetError(f"zip file not found: {display_name(path)}")

@@ -7,14 +7,7 @@ fits a softmax temperature, scores every candidate on a validation split by how 
 (area under the risk-coverage curve, AURC: the mean error rate of the accepted set over all
 read rates; lower is better), and keeps the best as a ``Calibration`` stored in the model file.
 
-Candidate measures, all in [0, 1]:
-- ``path``: probability of the single best frame path (blanks included);
-- ``posterior``: probability of the decoded *string*, summed over every frame path that spells
-  it (``exp(-CTC loss)``), so a digit spread over several frames is not penalised;
-- ``min_char`` / ``mean_char``: the lowest / mean digit confidence (1 for an empty reading);
-- ``margin``: the decoded string's posterior minus that of the best other string from a
-  two-best beam search: low when the network hesitates between two readings.
-Each measure is computed on log-probabilities at temperature ``T`` (logits / T).
+The candidate measures are defined in strings.decode.confidence.
 """
 
 from __future__ import annotations
@@ -25,20 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from strings.alphabet import Alphabet
-from strings.decoding import BeamSearchDecoder, Decoded, greedy_decode
+from strings.decode.confidence import MEASURES, measure_values, string_posteriors
+from strings.decode.ctc import Decoded, greedy_decode
 from strings.metrics import read_rate_at_error, reject_curve
 
 __all__ = [
     "MEASURES", "Calibration", "CandidateScore", "aurc", "fit_temperature", "measure_values", "string_posteriors",
 ]
 
-MEASURES = ("path", "posterior", "min_char", "mean_char", "margin")
 TEMPERATURE_GRID = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 61)))
-MARGIN_BEAM = 8  # beam width of the two-best search behind the ``margin`` measure
 
 
 @dataclass(frozen=True)
@@ -96,45 +87,6 @@ class Calibration:
             str(d.get("measure", "path")), float(temperature), str(d.get("fitted_on", "")),
             tuple((float(c), bool(k)) for c, k in pairs),
         )
-
-
-def string_posteriors(log_probs: Tensor, lengths: Tensor, labels: Sequence[Sequence[int]]) -> list[float]:
-    """P(string | image) for each item, summed over all CTC paths that spell it.
-
-    Args:
-        log_probs: (B, T, C) log-softmax outputs (float64 keeps tiny posteriors exact).
-        lengths: (B,) valid frames per item.
-        labels: per item, the class indices of the string (blank excluded).
-    """
-    lp = log_probs.detach().cpu().double().transpose(0, 1)  # (T, B, C)
-    targets = torch.tensor([k for lab in labels for k in lab], dtype=torch.long)  # (sum L,)
-    target_lengths = torch.tensor([len(lab) for lab in labels], dtype=torch.long)  # (B,)
-    nll = F.ctc_loss(lp, targets, lengths.cpu().long(), target_lengths, blank=0, reduction="none", zero_infinity=False)
-    return [float(math.exp(-x)) if math.isfinite(x) else 0.0 for x in nll.tolist()]  # (B,)
-
-
-def measure_values(
-    measure: str, log_probs: Tensor, lengths: Tensor, decoded: Sequence[Decoded], alphabet: Alphabet
-) -> list[float]:
-    """The confidence ``measure`` of each decoded reading, from the log-probs it was read from."""
-    if measure == "path":
-        lp = log_probs.detach().cpu().double()
-        best = lp.max(dim=-1).values  # (B, T)
-        return [float(best[b, : int(lengths[b])].sum().exp()) for b in range(lp.shape[0])]
-    if measure in ("min_char", "mean_char"):
-        agg = min if measure == "min_char" else (lambda xs: sum(xs) / len(xs))
-        return [float(agg(d.char_confidences)) if d.char_confidences else 1.0 for d in decoded]
-    labels = [alphabet.encode(d.text) for d in decoded]
-    post = string_posteriors(log_probs, lengths, labels)
-    if measure == "posterior":
-        return post
-    if measure == "margin":
-        beams = BeamSearchDecoder(alphabet, beam_size=MARGIN_BEAM, nbest=2)(log_probs, lengths)
-        others = [next((h.text for h in hyps if h.text != d.text), None) for hyps, d in zip(beams, decoded)]
-        rival = [alphabet.encode(t) if t is not None else [] for t in others]
-        rival_post = string_posteriors(log_probs, lengths, rival)
-        return [max(0.0, p - (q if t is not None else 0.0)) for p, q, t in zip(post, rival_post, others)]
-    raise ValueError(f"unknown confidence measure {measure!r}; known: {', '.join(MEASURES)}")
 
 
 def aurc(confidences: Sequence[float], correct: Sequence[bool]) -> float:

@@ -23,7 +23,7 @@ model's metadata (configs, alphabet, preprocessing, provenance) travels in the O
 
 Example:
     >>> from strings.models import create_model
-    >>> from strings.export import fold_for_inference
+    >>> from strings.read.export import fold_for_inference
     >>> fast = fold_for_inference(create_model("test_tiny").eval())
     >>> fast.stride
     4
@@ -228,33 +228,10 @@ def export_onnx(
     onnx.checker.check_model(proto)
     data = proto.SerializeToString()
     if path is not None:
-        from strings.checkpoint import atomic_write
+        from strings.models.checkpoint import atomic_write
 
         atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
     return data
-
-
-def onnx_parity(model: DenseNetCTC, onnx_model: bytes | str | os.PathLike, seed: int = 0) -> float:
-    """Largest |logit difference| between ``model`` (eager, unfolded) and an ONNX graph of it,
-    over random batches of different widths and compositions (alone, mixed, all padded)."""
-    from strings.backends import OnnxBackend
-
-    backend = OnnxBackend(onnx_model, threads=1)
-    gen = torch.Generator().manual_seed(seed)
-    s = model.stride
-    worst = 0.0
-    for widths in ([8 * s], [3 * s, 11 * s, 5 * s], [s, 2 * s], [40 * s]):
-        w = torch.tensor(widths, dtype=torch.long)
-        images = torch.rand(len(widths), 1, model.height, max(widths), generator=gen)
-        for i, wi in enumerate(widths):
-            images[i, :, :, wi:] = 0.0  # right padding is background, as collate_images makes it
-        was_training = model.training
-        model.eval()
-        with torch.inference_mode():
-            ref = model.logits(images, w)
-        model.train(was_training)
-        worst = max(worst, float((backend.logits(images, w) - ref).abs().max()))
-    return worst
 
 
 def _export(folded: FoldedDenseNetCTC, images: Tensor, widths: Tensor, buf: io.BytesIO) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from strings.transforms import load_image
+from strings.image import load_image
 
 __all__ = ["DatasetError", "Sample", "ImageDataset", "FileDataset", "ArrayDataset", "Subset", "resolve_data_root"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from strings.predictor import Reading
+from strings.read.recognizer import Reading
 
 __all__ = ["draw_reading"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from strings.datasets.base import ArrayDataset, DatasetError, FileDataset
-from strings.transforms import display_name
+from strings.data.base import ArrayDataset, DatasetError, FileDataset
+from strings.image import display_name
 
 __all__ = [
     "read_gt_list",

@@ -1,7 +1,7 @@
-"""Dataset readers by name, and the data-root rule.
+"""Datasets by registered name and split under the data root, and the train/validation carving.
 
 Example:
-    >>> from strings.datasets import open_dataset
+    >>> from strings.data import open_dataset
     >>> ds = open_dataset("car-a-partial", "test", "../shared/data")  # doctest: +SKIP
     >>> sample = ds[0]; sample.label, sample.image.shape  # doctest: +SKIP
 """
@@ -12,45 +12,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from strings.datasets.base import (
-    ArrayDataset,
-    DatasetError,
-    FileDataset,
-    ImageDataset,
-    Sample,
-    Subset,
-    resolve_data_root,
-)
-from strings.datasets.readers import (
-    read_car_partial,
-    read_car_partial_boxes,
-    read_cvl,
-    read_gt_list,
-    read_idx,
-    read_list,
-    read_mnist,
-    read_orand_car,
-    read_usps,
-)
-from strings.datasets.digits import DigitSet, read_cmater, read_gujarati, read_gurmukhi, read_kannada
+from strings.data.base import DatasetError, ImageDataset, Subset, resolve_data_root
+from strings.data.digitsets import read_cmater, read_gujarati, read_gurmukhi, read_kannada
+from strings.data.readers import read_car_partial, read_cvl, read_mnist, read_orand_car, read_usps
 
-__all__ = [
-    "DATASETS",
-    "ArrayDataset",
-    "DatasetError",
-    "DigitSet",
-    "FileDataset",
-    "ImageDataset",
-    "Sample",
-    "Subset",
-    "open_dataset",
-    "read_car_partial_boxes",
-    "read_gt_list",
-    "read_idx",
-    "read_list",
-    "resolve_data_root",
-    "split_train_val",
-]
+__all__ = ["DATASETS", "open_dataset", "register_dataset", "split_train_val"]
 
 DATASETS: dict[str, Callable[[Path, str], ImageDataset]] = {
     "car-a": lambda root, split: read_orand_car(root, "a", split),
@@ -59,8 +25,8 @@ DATASETS: dict[str, Callable[[Path, str], ImageDataset]] = {
     "car-a-partial": read_car_partial,
     "mnist": read_mnist,
     "usps": read_usps,
-    # Single digits of Indian scripts (strings/datasets/digits.py: repeats dropped, Kannada and
-    # Gujarati splits) and synthetic strings composed from them (strings/script_synth.py).
+    # Single digits of Indian scripts (strings/data/digitsets.py: repeats dropped, Kannada and
+    # Gujarati splits); strings/data/synth/scripts.py registers the strings composed from them.
     "bangla": lambda root, split: read_cmater(root, "bangla", split),
     "devanagari": lambda root, split: read_cmater(root, "devanagari", split),
     "telugu": lambda root, split: read_cmater(root, "telugu", split),
@@ -70,17 +36,12 @@ DATASETS: dict[str, Callable[[Path, str], ImageDataset]] = {
 }
 
 
-def _script_strings_reader(script: str) -> Callable[[Path, str], ImageDataset]:
-    def read(root: Path, split: str) -> ImageDataset:
-        from strings.script_synth import read_script_strings  # imports strings.synth, which imports this package
-
-        return read_script_strings(root, script, split)
-
-    return read
-
-
-for _script in ("bangla", "devanagari", "telugu", "kannada", "gujarati", "gurmukhi"):
-    DATASETS[f"{_script}-strings"] = _script_strings_reader(_script)
+def register_dataset(name: str, reader: Callable[[Path, str], ImageDataset]) -> None:
+    """Add a dataset name; the synthetic generator registers its ``<script>-strings`` sets
+    here, so this module needs no import of it."""
+    if name in DATASETS and DATASETS[name] is not reader:
+        raise ValueError(f"dataset {name!r} is already registered")
+    DATASETS[name] = reader
 
 
 def open_dataset(name: str, split: str, data_root: str | os.PathLike | None = None) -> ImageDataset:

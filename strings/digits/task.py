@@ -1,7 +1,8 @@
 """The classify task of the one training loop (``TrainConfig.task = "classify"``), and what
 single-digit evaluation adds to the one evaluation loop: the reject option and the SVM head.
 
-The training loop itself lives in ``strings.engine``; this module only supplies what differs
+The training loop itself lives in ``strings.train.loop``, which finds this task by name (it is
+registered below); this module only supplies what differs
 from digit strings: the network (``DigitNet``), the training view over digit datasets (each
 image normalised once, then augmented per draw), cross-entropy, validation by classification
 accuracy, and the model-file format.
@@ -24,8 +25,8 @@ from torch.utils.data import Dataset
 
 from strings.alphabet import SCRIPT_DIGITS
 from strings.config import DigitPreprocessConfig, TrainConfig
-from strings.datasets import DatasetError, ImageDataset
-from strings.digits import (
+from strings.data import DatasetError, ImageDataset
+from strings.digits.classifier import (
     DigitClassifier,
     load_digit_model,
     normalize_digit,
@@ -35,6 +36,8 @@ from strings.digits import (
     weights_digest,
 )
 from strings.models import DIGIT_CONFIGS, DigitNet, create_digit_model
+from strings.train.evaluate import evaluate
+from strings.train.tasks import register_task
 
 __all__ = [
     "REJECT_RATES",
@@ -92,7 +95,7 @@ class TrainDigits(Dataset):
         img = self.canvases[index]
         if self.augment:
             if self._aug is None:
-                from strings.augment import digit_augmenter
+                from strings.data.augment import digit_augmenter
 
                 self._aug = digit_augmenter(self.size, seed=self._aug_seed)
             img = self._aug(image=img)["image"]
@@ -122,7 +125,7 @@ class ClassifyTask:
         return TrainDigits(sources, preprocess, augment, model.num_classes)  # type: ignore[arg-type]
 
     def augmentation(self, preprocess: DigitPreprocessConfig) -> dict[str, Any]:
-        from strings.augment import describe, digit_augmenter
+        from strings.data.augment import describe, digit_augmenter
 
         return describe(digit_augmenter(preprocess.size))
 
@@ -139,8 +142,6 @@ class ClassifyTask:
         return loss, int(not bool(torch.isfinite(loss)))
 
     def validate(self, model: nn.Module, preprocess: Any, dataset: ImageDataset, dev: torch.device) -> dict[str, Any]:
-        from strings.engine import evaluate
-
         clf = DigitClassifier(model, preprocess, device=dev, dark_ink=True)  # type: ignore[arg-type]
         report = evaluate(clf, dataset, batch_size=256)
         return {"accuracy": report.accuracy, "n": report.n}
@@ -154,6 +155,9 @@ class ClassifyTask:
 
     def resolve(self, name_or_path: str) -> Path:
         return resolve_digit_model(name_or_path)
+
+
+register_task("classify", lambda cfg: ClassifyTask(label_smoothing=cfg.label_smoothing))
 
 
 # --------------------------------------------------------------------------- reject option
@@ -248,9 +252,9 @@ def fit_svm_head(
     import sklearn
 
     from strings.config import from_dict
-    from strings.digit_svm import fit_svm, save_svm
-    from strings.engine import evaluate, validation_split
-    from strings.digits import bundled_digit_models
+    from strings.digits.svm import fit_svm, save_svm
+    from strings.data.sources import validation_split
+    from strings.digits.classifier import bundled_digit_models
 
     path = resolve_digit_model(model)
     if out is None and isinstance(model, str) and model in bundled_digit_models():

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from strings.checkpoint import CheckpointError, atomic_write, read_metadata
+from strings.models.checkpoint import CheckpointError, atomic_write, read_metadata
 
 __all__ = ["SVM_FORMAT", "SVMHead", "fit_svm", "save_svm", "load_svm"]
 

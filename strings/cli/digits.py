@@ -1,6 +1,6 @@
 """``strings digits train | eval | predict | list | fit-svm | bundle``: the single-digit mode.
 
-Hooked into ``strings.cli`` by ``add_digits_parser``; each subcommand is one ``run_*`` function
+Hooked into ``strings.cli.main`` by ``add_parser``; each subcommand is one ``run_*`` function
 returning an exit code, so it is tested in-process through ``strings.cli.main``.
 """
 
@@ -10,9 +10,9 @@ import argparse
 import sys
 from typing import Any
 
-from strings.cli import add_train_args, print_json, train_with_args, write_misses
+from strings.cli.common import add_train_args, print_json, train_with_args, write_misses
 
-__all__ = ["add_digits_parser"]
+__all__ = ["add_parser"]
 
 # The script of each registered digit dataset (usps is Latin digits too).
 DATASET_SCRIPTS = {
@@ -24,7 +24,7 @@ DEFAULT_MODEL = "mnist"
 
 def _model_for(args: argparse.Namespace) -> str:
     """``--model``, else the bundled model named after the dataset, else ``mnist``."""
-    from strings.digits import list_digit_models
+    from strings.digits.classifier import list_digit_models
 
     if args.model:
         return str(args.model)
@@ -52,7 +52,7 @@ def run_train(args: argparse.Namespace) -> int:
 def _eval_dataset(args: argparse.Namespace, symbols: str):
     """The dataset to score and the split name it is reported under."""
     from strings.alphabet import DIGITS
-    from strings.datasets import DatasetError, FileDataset, open_dataset, read_list
+    from strings.data import DatasetError, FileDataset, open_dataset, read_list
 
     if args.gt or args.images:
         if not (args.gt and args.images):
@@ -70,9 +70,9 @@ def _eval_dataset(args: argparse.Namespace, symbols: str):
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from strings.digit_task import plot_reject, reject_summary
-    from strings.digits import load_digits
-    from strings.engine import evaluate
+    from strings.digits.task import plot_reject, reject_summary
+    from strings.digits.classifier import load_digits
+    from strings.train.evaluate import evaluate
 
     clf = load_digits(_model_for(args), head=args.head, svm=args.svm)
     dataset, split = _eval_dataset(args, clf.symbols)
@@ -113,8 +113,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Classify each image; an unreadable one is reported and the rest are still classified."""
-    from strings.digits import load_digits
-    from strings.transforms import InvalidImageError, display_name
+    from strings.digits.classifier import load_digits
+    from strings.image import InvalidImageError, display_name
 
     clf = load_digits(_model_for(args), head=args.head, svm=args.svm)
     failures = 0
@@ -137,8 +137,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from strings.datasets.digits import DIGIT_DATASETS
-    from strings.digits import bundled_digit_models
+    from strings.data.digitsets import DIGIT_DATASETS
+    from strings.digits.classifier import bundled_digit_models
     from strings.models import DIGIT_CONFIGS
 
     for name, entry in sorted(bundled_digit_models().items()):
@@ -151,7 +151,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_fit_svm(args: argparse.Namespace) -> int:
-    from strings.digit_task import fit_svm_head
+    from strings.digits.task import fit_svm_head
 
     log = (lambda msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     result = fit_svm_head(args.model, args.data_root, out=args.out, dataset=args.dataset, C=args.C,
@@ -167,7 +167,7 @@ def run_fit_svm(args: argparse.Namespace) -> int:
 
 
 def run_bundle(args: argparse.Namespace) -> int:
-    from strings.digits import bundle_digit_model
+    from strings.digits.classifier import bundle_digit_model
 
     extra: dict[str, Any] = {}
     if args.dataset:
@@ -179,9 +179,9 @@ def run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_digits_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     """Add ``digits`` and its subcommands to the ``strings`` command's subparsers."""
-    from strings.digits import HEADS
+    from strings.digits.classifier import HEADS
 
     d = sub.add_parser("digits", help="single-digit mode: train, evaluate and use digit classifiers")
     dsub = d.add_subparsers(dest="digits_command", required=True)

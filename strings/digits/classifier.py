@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 from strings.alphabet import script_of
-from strings.checkpoint import CheckpointError, atomic_write, read_metadata, sha256_file
+from strings.models.checkpoint import CheckpointError, atomic_write, read_metadata, sha256_file
 from strings.config import DigitNetConfig, DigitPreprocessConfig, from_dict, to_dict
-from strings.digit_svm import SVMHead, load_svm
+from strings.digits.svm import SVMHead, load_svm
 from strings.models import DigitNet, create_digit_model
-from strings.transforms import ImageInput, load_image
+from strings.image import ImageInput, load_image
 
 __all__ = [
     "DIGIT_FORMAT",
@@ -60,7 +60,7 @@ __all__ = [
 
 DIGIT_FORMAT = "strings.digit_classifier/1"
 HEADS = ("softmax", "svm")
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # strings/weights
 MANIFEST_NAME = "digits.json"
 _BUNDLE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _U8_MAX = 255
@@ -151,7 +151,7 @@ class DigitPrediction:
     @property
     def text(self) -> str:
         """The value as text: the label convention of every digit dataset, so that the one
-        evaluation loop (``strings.engine.evaluate``) scores classifiers like string models."""
+        evaluation loop (``strings.train.loop.evaluate``) scores classifiers like string models."""
         return str(self.digit)
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,7 +240,7 @@ class DigitClassifier:
         self, greys: Sequence[np.ndarray], sources: Sequence[str] | None = None, batch_size: int = 256
     ) -> list[DigitPrediction]:
         """Classify loaded images (any polarity). Same call as ``Recognizer.recognize_greys``,
-        which is what ``strings.engine.evaluate`` uses."""
+        which is what ``strings.train.loop.evaluate`` uses."""
         sources = sources if sources is not None else [""] * len(greys)
         probs = self.probabilities(greys, batch_size)
         out = []
@@ -428,7 +428,7 @@ def bundle_digit_model(
     """Copy a trained classifier (weights and metadata; no training state) and optionally its SVM
     head into the package as ``digits-NAME[.svm].safetensors`` and record their sha256 in
     ``digits.json``. ``extra`` adds fields to the manifest entry (test accuracy, say)."""
-    from strings.digit_svm import save_svm
+    from strings.digits.svm import save_svm
 
     if not _BUNDLE_NAME.match(name):
         raise ValueError(f"bundle name must be lower-case letters, digits, '-' or '_', got {name!r}")

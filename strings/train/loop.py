@@ -1,4 +1,4 @@
-"""The one training loop and the one evaluation loop.
+"""The one training loop, for every registered task.
 
 Training writes into an output folder:
 - ``last.safetensors``: model + optimizer + RNG state, rewritten atomically at every
@@ -9,7 +9,6 @@ Training writes into an output folder:
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -18,250 +17,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader
 
-from strings import __version__
-from strings.alphabet import SCRIPT_DIGITS, Alphabet
-from strings.checkpoint import CheckpointError, atomic_write, load_model, save_model
-from strings.config import TrainConfig, split_seed, to_dict
-from strings.datasets import ImageDataset, open_dataset, resolve_data_root, split_train_val
-from strings.distributed import Dist, init_distributed
-from strings.metrics import StringMetrics
-from strings.models import MODEL_CONFIGS, DenseNetCTC, create_model
-from strings.predictor import Recognizer
-from strings.transforms import collate_images, prepare
+from strings._version import __version__
+from strings.config import TrainConfig, to_dict
+from strings.data.base import ImageDataset
+from strings.data.sources import TrainingData, training_data
+from strings.models.checkpoint import CheckpointError, atomic_write
+from strings.train.distributed import Dist, init_distributed
+from strings.train.tasks import Task, get_task
 
-__all__ = ["CTCTask", "EvalReport", "Task", "evaluate", "get_task", "train", "ctc_loss"]
-
-
-@dataclass
-class EvalReport:
-    dataset: str
-    n: int
-    accuracy: float
-    cer: float
-    images_per_second: float
-    seconds: float
-    misses: list[tuple[str, str, str, float]] = field(default_factory=list)
-    confidences: list[float] = field(default_factory=list)  # per image, in dataset order
-    correct: list[bool] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("misses", "confidences", "correct")}
-
-
-def evaluate(rec: Recognizer, dataset: ImageDataset, batch_size: int = 64, progress: bool = False) -> EvalReport:
-    """Exact-match accuracy, CER and throughput (image decoding included) over a dataset.
-
-    ``rec`` is anything with ``recognize_greys(greys, names, batch_size)`` returning results
-    with ``text`` and ``confidence``: a ``Recognizer``, or a ``strings.digits.DigitClassifier``
-    (whose ``text`` is the digit's value, so accuracy is classification accuracy)."""
-    from tqdm import tqdm
-
-    metrics = StringMetrics()
-    confidences: list[float] = []
-    correct: list[bool] = []
-    start = time.perf_counter()
-    bar = tqdm(total=len(dataset), desc=f"eval {dataset.name}", unit="img", disable=not progress, leave=False)
-    for lo in range(0, len(dataset), batch_size):
-        samples = [dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))]
-        readings = rec.recognize_greys([s.image for s in samples], [s.name for s in samples], batch_size)
-        for s, r in zip(samples, readings):
-            metrics.update(s.label, r.text, s.name, r.confidence)
-            confidences.append(r.confidence)
-            correct.append(r.text == s.label)
-        bar.update(len(samples))
-    bar.close()
-    secs = time.perf_counter() - start
-    summary = metrics.summary()
-    return EvalReport(
-        dataset.name, int(summary["n"]), float(summary["accuracy"]), float(summary["cer"]),
-        len(dataset) / secs if secs > 0 else 0.0, secs, metrics.misses, confidences, correct,
-    )
-
-
-CTC_KERNELS = ("native", "cudnn")
-
-
-def ctc_loss(
-    log_probs: Tensor, targets: Tensor, target_lengths: Tensor, kernel: str = "native"
-) -> tuple[Tensor, int]:
-    """Mean per-symbol CTC loss over a batch, and the number of items whose loss was infinite
-    (zeroed, so they add no gradient).
-
-    Args:
-        log_probs: (B, T, C) from the model.
-        targets: 1-D int32 concatenated labels (on the CPU).
-        target_lengths: (B,) int32.
-        kernel: on CUDA, ``"native"`` (the default) hands PyTorch int64 targets on the GPU, which
-            selects its own kernel; ``"cudnn"`` keeps the int32 CPU layout that selects cuDNN's
-            (``cudnn_ctc_eligible``). cuDNN's gradient was measured wrong (torch 2.11, cuDNN
-            9.19, H100: off by more than the gradient itself, and a model trained with it does
-            not learn; ``benchmarks/gpu.py``), so it is kept only for that check. The CPU has
-            one kernel and ignores this.
-    Every input length is the full T: the right padding of a batch is blank paper, which the
-    model must read as blank anyway.
-    """
-    if kernel not in CTC_KERNELS:
-        raise ValueError(f"unknown CTC kernel {kernel!r}; choose from {', '.join(CTC_KERNELS)}")
-    lp = log_probs.float().transpose(0, 1)  # (T, B, C)
-    t, b, _ = lp.shape
-    input_lengths = torch.full((b,), t, dtype=torch.int32)
-    if lp.is_cuda and kernel == "native":
-        targets, target_lengths = targets.to(lp.device, torch.long), target_lengths.to(lp.device, torch.long)
-        input_lengths = input_lengths.to(lp.device, torch.long)
-    per_item = nn.functional.ctc_loss(
-        lp, targets, input_lengths, target_lengths, blank=0, reduction="none", zero_infinity=True
-    )  # (B,)
-    lengths = target_lengths.to(per_item.device)
-    infinite = int(((per_item == 0) & (lengths > 0)).sum())
-    return (per_item / lengths.clamp_min(1)).mean(), infinite
-
-
-def cudnn_ctc_eligible(log_probs: Tensor, targets: Tensor, target_lengths: Tensor) -> bool:
-    """Whether ``ctc_loss(..., kernel="cudnn")`` takes cuDNN's kernel, mirroring PyTorch's own
-    check (``_use_cudnn_ctc_loss``): blank 0, float32 CUDA log-probs, int32 CPU targets, equal
-    input lengths, every target shorter than 256 frames and not longer than T."""
-    return bool(
-        log_probs.is_cuda
-        and torch.backends.cudnn.is_available()
-        and targets.device.type == "cpu"
-        and targets.dtype == torch.int32
-        and target_lengths.dtype == torch.int32
-        and int(target_lengths.max()) < 256
-        and int(target_lengths.max()) <= log_probs.shape[1]
-    )
-
-
-class TrainStrings(Dataset):
-    """Training view over several sources: augment, normalise, widen to the CTC minimum."""
-
-    def __init__(self, sources: list[ImageDataset], model: DenseNetCTC, preprocess, augment: bool) -> None:
-        self.sources = sources
-        self.offsets = np.cumsum([0] + [len(s) for s in sources])
-        self.preprocess = preprocess
-        self.alphabet = Alphabet(model.cfg.alphabet)
-        self.stride = model.stride
-        self.min_width = model.min_width
-        self.augment = augment
-        self._aug: Any = None
-        self._aug_seed = 0
-
-    def reseed(self, seed: int) -> None:
-        """Restart the augmentation stream; called per period (and per worker) so that a
-        resumed run augments exactly as an uninterrupted one would."""
-        self._aug_seed = seed
-        self._aug = None
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, list[int]]:
-        src = int(np.searchsorted(self.offsets, index, side="right") - 1)
-        sample = self.sources[src][index - int(self.offsets[src])]
-        img = sample.image
-        if self.augment:
-            if self._aug is None:
-                from strings.augment import string_augmenter
-
-                self._aug = string_augmenter(seed=self._aug_seed)
-            img = self._aug(image=img)["image"]
-        x, _ = prepare(img, self.preprocess)  # (H, W)
-        need = self.min_width(sample.label)
-        if x.shape[1] < need:
-            x = np.pad(x, ((0, 0), (0, need - x.shape[1])))
-        return x, self.alphabet.encode(sample.label)
-
-
-def collate_train(batch: list[tuple[np.ndarray, list[int]]], multiple: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    images, widths = collate_images([b[0] for b in batch], multiple)
-    targets = torch.tensor([k for _, t in batch for k in t], dtype=torch.int32)
-    lengths = torch.tensor([len(t) for _, t in batch], dtype=torch.int32)
-    return images, widths, targets, lengths
-
-
-class Task(Protocol):
-    """What the one training loop needs to know about a task (``TrainConfig.task``): how to
-    build the network, turn samples into batches, score a batch, validate, and store models."""
-
-    name: str
-    loss_name: str
-
-    def build(self, cfg: TrainConfig) -> tuple[nn.Module, Any]: ...
-    def train_data(self, sources: list[ImageDataset], model: nn.Module, preprocess: Any, augment: bool) -> Dataset: ...
-    def augmentation(self, preprocess: Any) -> dict[str, Any]: ...
-    def collate(self, model: nn.Module) -> Callable[[list[Any]], Any]: ...
-    def loss(
-        self, model: nn.Module, batch: Any, dev: torch.device, autocast: Any, first_step: bool, log: Callable[[str], None],
-    ) -> tuple[Tensor, int]: ...
-    def validate(self, model: nn.Module, preprocess: Any, dataset: ImageDataset, dev: torch.device) -> dict[str, Any]: ...
-    def save(self, path: Path, model: nn.Module, preprocess: Any, extra: dict[str, Any],
-             tensors: dict[str, Tensor] | None = None) -> None: ...
-    def load(self, path: str | os.PathLike) -> tuple[nn.Module, Any, dict[str, Any], dict[str, Tensor]]: ...
-    def resolve(self, name_or_path: str) -> Path: ...
-
-
-class CTCTask:
-    """Digit strings: DenseNet-CTC, CTC loss, validation by string accuracy and CER."""
-
-    name = "ctc"
-    loss_name = "CTC loss"
-
-    def build(self, cfg: TrainConfig) -> tuple[DenseNetCTC, Any]:
-        _, pre = MODEL_CONFIGS[cfg.model]
-        alphabet = SCRIPT_DIGITS[cfg.script] if cfg.script != "latin" else None  # latin: the config's own
-        return create_model(cfg.model, alphabet=alphabet), pre
-
-    def train_data(self, sources: list[ImageDataset], model: nn.Module, preprocess: Any, augment: bool) -> Dataset:
-        return TrainStrings(sources, model, preprocess, augment)  # type: ignore[arg-type]
-
-    def augmentation(self, preprocess: Any) -> dict[str, Any]:
-        from strings.augment import describe, string_augmenter
-
-        return describe(string_augmenter())
-
-    def collate(self, model: nn.Module) -> Callable[[list[Any]], Any]:
-        return functools.partial(collate_train, multiple=model.stride)  # type: ignore[arg-type]
-
-    def loss(
-        self, model: nn.Module, batch: Any, dev: torch.device, autocast: Any, first_step: bool, log: Callable[[str], None],
-    ) -> tuple[Tensor, int]:
-        images, widths, targets, target_lengths = batch
-        with autocast:
-            log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
-        return ctc_loss(log_probs, targets, target_lengths)
-
-    def validate(self, model: nn.Module, preprocess: Any, dataset: ImageDataset, dev: torch.device) -> dict[str, Any]:
-        report = evaluate(Recognizer(model, preprocess, device=dev), dataset, batch_size=64)  # type: ignore[arg-type]
-        return {"accuracy": report.accuracy, "cer": report.cer, "n": report.n}
-
-    def save(self, path: Path, model: nn.Module, preprocess: Any, extra: dict[str, Any],
-             tensors: dict[str, Tensor] | None = None) -> None:
-        save_model(path, model, preprocess, extra, tensors=tensors)  # type: ignore[arg-type]
-
-    def load(self, path: str | os.PathLike) -> tuple[nn.Module, Any, dict[str, Any], dict[str, Tensor]]:
-        return load_model(path)
-
-    def resolve(self, name_or_path: str) -> Path:
-        from strings.predictor import resolve_model
-
-        return resolve_model(name_or_path)
-
-
-def get_task(cfg: TrainConfig) -> Task:
-    """The task object for ``cfg.task``: ``"ctc"`` here, ``"classify"`` in strings.digit_task."""
-    if cfg.task == "ctc":
-        return CTCTask()
-    if cfg.task == "classify":
-        from strings.digit_task import ClassifyTask
-
-        return ClassifyTask(label_smoothing=cfg.label_smoothing)
-    raise ValueError(f"unknown task {cfg.task!r}")
+__all__ = ["train"]
 
 
 def _seed_everything(seed: int) -> None:
@@ -341,61 +112,16 @@ def _plot(history: list[dict[str, Any]], path: Path, loss_name: str = "CTC loss"
     fig.savefig(path, dpi=100)
 
 
-def _held_out_names(val: ImageDataset) -> set[str]:
-    """File names of the validation crops, which the synthetic generator must not draw from.
-    Fails closed: a validation set whose files cannot be named is an error, not an empty set."""
-    items = getattr(getattr(val, "base", None), "items", None)
-    indices = getattr(val, "indices", None)
-    if items is None or indices is None:
-        raise ValueError(f"cannot name the files of validation set {val.name!r}, so cannot keep them out of synthetic data")
-    return {Path(items[i][0]).name for i in indices}
-
-
-def build_sources(
-    cfg: TrainConfig, root: Path, fit: ImageDataset, val: ImageDataset
-) -> tuple[list[ImageDataset], list[float]]:
-    """Open every training source; the validation dataset's train split is replaced by its fit part."""
-    sources, weights = [], []
-    for src in cfg.sources:
-        if src.dataset == "synth":
-            from strings.synth import Backgrounds, GlyphBank, SynthStrings
-
-            # Digits and paper of the validation crops stay out of the synthetic strings.
-            held_out = _held_out_names(val) if cfg.validation == "car-a-partial" else set()
-            if cfg.script == "latin":
-                bank = GlyphBank.from_data(root, exclude=held_out)
-            else:  # another script's numerals: composed from its own isolated digits (train split)
-                from strings.script_synth import script_glyph_bank
-
-                bank = script_glyph_bank(cfg.script, root, "train")
-            ds: ImageDataset = SynthStrings(
-                bank,
-                Backgrounds.from_data(root, exclude=held_out),
-                n=cfg.synth_pool,
-                seed=cfg.seed,
-                charset=SCRIPT_DIGITS[cfg.script],
-            )
-        elif src.dataset == cfg.validation and src.split == "train":
-            ds = fit
-        else:
-            ds = open_dataset(src.dataset, src.split, root)
-        sources.append(ds)
-        weights.append(src.weight)
-    return sources, weights
-
-
 @dataclass
 class _Run:
     """Everything one training run carries from period to period."""
 
     cfg: TrainConfig
     out: Path
-    model: DenseNetCTC
+    model: nn.Module
     preprocess: Any
     opt: torch.optim.Optimizer
-    sources: list[ImageDataset]
-    weights: list[float]
-    validation: ImageDataset
+    data: TrainingData
     state: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     scaler: Any = None  # torch.amp.GradScaler: fp16 autocast on CUDA only (bf16 needs none)
@@ -423,8 +149,8 @@ class _Run:
             "name": self.out.name,
             "version": __version__,
             "train_config": to_dict(self.cfg),
-            "training_data": [f"{s.name} ({len(s)} samples, weight {w})" for s, w in zip(self.sources, self.weights)],
-            "validation_data": f"{self.validation.name} ({len(self.validation)} samples)",
+            "training_data": [f"{s.name} ({len(s)} samples, weight {w})" for s, w in zip(self.data.sources, self.data.weights)],
+            "validation_data": f"{self.data.validation.name} ({len(self.data.validation)} samples)",
             "validation": metrics,
             "augmentation": self.task.augmentation(self.preprocess) if self.cfg.augment else None,
             "train_state": self.state,
@@ -461,13 +187,6 @@ def _resume(run: _Run, log: Callable[[str], None]) -> None:
         text = "".join(json.dumps(h) + "\n" for h in run.history)
         atomic_write(run.log_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     log(f"resumed from {run.last} at step {run.state['step']} (best val accuracy {run.state['best_accuracy']:.4f})")
-
-
-def validation_split(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> tuple[ImageDataset, ImageDataset]:
-    """The (fit, validation) halves of ``cfg.validation``'s train split that ``cfg`` trains and
-    chooses its model on; rebuilt the same from a checkpoint's stored config."""
-    root = resolve_data_root(data_root)
-    return split_train_val(open_dataset(cfg.validation, "train", root), cfg.val_fraction, split_seed(cfg))
 
 
 def _warm_start(run: _Run, log: Callable[[str], None]) -> None:
@@ -521,7 +240,7 @@ def _train_period(
 def _evaluate_and_save(run: _Run, period: dict[str, Any], dev: torch.device) -> tuple[dict[str, Any], bool]:
     """Validate, log, keep the best model, and checkpoint everything atomically."""
     task = run.task
-    metrics = task.validate(run.model, run.preprocess, run.validation, dev)
+    metrics = task.validate(run.model, run.preprocess, run.data.validation, dev)
     run.model.train()
     improved = metrics["accuracy"] > run.state["best_accuracy"]
     if improved:
@@ -590,22 +309,12 @@ def train(
     task = get_task(cfg)
     model, pre = task.build(cfg)
     model = model.to(dev)
-    root = resolve_data_root(data_root)
-    if validation is None or sources is None:
-        fit, val = validation_split(cfg, root)
-        validation = validation or val
-        if sources is None:
-            sources, _ = build_sources(cfg, root, fit, val)
-    if weights is None:
-        weights = [s.weight for s in cfg.sources] if len(sources) == len(cfg.sources) else [1.0] * len(sources)
-    if len(weights) != len(sources):
-        raise ValueError(f"{len(weights)} weights for {len(sources)} sources")
-    data = task.train_data(sources, model, pre, cfg.augment)
-    per_sample = torch.cat([torch.full((len(s),), w / len(s), dtype=torch.double) for s, w in zip(sources, weights)])
+    td = training_data(cfg, data_root, sources, validation, weights)
+    data = task.train_data(td.sources, model, pre, cfg.augment)
     opt = _make_optimizer(model, cfg)
     state = {"step": 0, "epoch": 0, "best_accuracy": -1.0, "bad_evals": 0, "minutes": 0.0}
     fp16 = cfg.amp and dev.type == "cuda" and not torch.cuda.is_bf16_supported()
-    run = _Run(cfg, out, model, pre, opt, sources, weights, validation, state,
+    run = _Run(cfg, out, model, pre, opt, td, state,
                scaler=torch.amp.GradScaler("cuda", enabled=fp16), dist=ddp, net=model)
     if resume and run.last.is_file():
         _resume(run, log)
@@ -631,12 +340,7 @@ def train(
             data.reseed(ddp.rank_seed(period_seed))
             n_batches = min(cfg.eval_every, cfg.max_steps - run.state["step"])
             local_batch = ddp.local_batch(cfg.batch_size)
-            sampler = WeightedRandomSampler(per_sample, n_batches * local_batch, replacement=True, generator=gen)
-            loader = DataLoader(
-                data, batch_size=local_batch, sampler=sampler,
-                collate_fn=task.collate(model),
-                num_workers=cfg.num_workers, worker_init_fn=_worker_init, generator=gen,
-            )
+            loader = td.loader(data, n_batches, local_batch, gen, task.collate(model), cfg.num_workers, _worker_init)
             period = _train_period(run, loader, n_batches, dev, progress, t_start, log)
             run.state["epoch"] += 1
             run.state["minutes"] = (time.time() - t_start) / 60.0

@@ -1,0 +1,107 @@
+"""``strings benchmark``: accuracy, CER, speed and read rates on a named or listed set."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from strings.cli.common import add_model_args, backend_args, print_json, write_misses
+
+__all__ = ["BENCHMARK_DATASETS", "add_parser", "run_benchmark"]
+
+BENCHMARK_DATASETS = ("car-a", "car-b", "cvl", "car-a-partial", "mnist-strings")
+
+
+def _benchmark_dataset(args: argparse.Namespace):
+    from strings.data import open_dataset, read_list
+
+    if args.gt or args.images:
+        if not (args.gt and args.images):
+            raise SystemExit("error: --gt and --images go together")
+        return read_list(args.gt, args.images), "list"
+    if not args.dataset:
+        raise SystemExit(f"error: name a dataset ({', '.join(BENCHMARK_DATASETS)}) or give --gt and --images")
+    if args.dataset == "mnist-strings":
+        from strings.data.synth import mnist_test_strings
+
+        return mnist_test_strings(args.data_root, n=args.n or 2000), args.split
+    return open_dataset(args.dataset, args.split, args.data_root), args.split
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    from strings.train.evaluate import evaluate
+    from strings.read.recognizer import load
+
+    dataset, split = _benchmark_dataset(args)
+    rec = load(args.model, beam_size=args.beam, **backend_args(args))
+    report = evaluate(rec, dataset, batch_size=args.batch_size, progress=not args.json)
+    result = {
+        "dataset": args.dataset or str(args.gt),
+        "split": split,
+        "n": report.n,
+        "accuracy": report.accuracy,
+        "cer": report.cer,
+        "images_per_second": report.images_per_second,
+        "model": rec.metadata.get("path", rec.name),
+        "decoder": f"beam{args.beam}" if args.beam else "greedy",
+        "backend": rec.backend.name,
+    }
+    if args.reject:
+        from strings.metrics import read_rate_at_error
+
+        detail = read_rate_at_error(report.confidences, report.correct)
+        result["read_rate_at_error"] = {k: v["read_rate"] for k, v in detail.items()}
+        result["read_rate_detail"] = detail
+        if args.plot:
+            _plot_reject(report.confidences, report.correct, args.plot, f"{result['dataset']} [{split}]")
+    if args.errors:
+        write_misses(args.errors, report.misses)
+    if args.json:
+        print_json(result)
+    else:
+        print(
+            f"{result['dataset']} [{split}]: {report.n} images, accuracy {report.accuracy:.4f}, "
+            f"CER {report.cer:.4f}, {report.images_per_second:.1f} images/s"
+        )
+    return 0
+
+
+def _plot_reject(confidences: list[float], correct: list[bool], path: str, title: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from strings.metrics import reject_curve
+
+    read, err, _ = reject_curve(confidences, correct)
+    fig = Figure(figsize=(6, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(read, [1.0 - e for e in err], color="tab:blue")
+    for target in (0.01, 0.001):
+        ax.axhline(1.0 - target, color="grey", lw=0.8, ls="--")
+        ax.text(0.01, 1.0 - target, f"{target:.1%} error", fontsize=8, va="bottom")
+    ax.set_xlabel("read rate (accepted / all)")
+    ax.set_ylabel("accuracy of accepted")
+    ax.set_title(f"Accuracy vs read rate: {title}")
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def add_parser(sub: Any) -> None:
+    b = sub.add_parser("benchmark", help="accuracy, CER and speed on a labelled set")
+    b.add_argument("dataset", nargs="?", choices=BENCHMARK_DATASETS)
+    b.add_argument("--split", default="test", choices=("train", "test"))
+    b.add_argument("--data-root", default=None)
+    b.add_argument("--gt", default=None, help="a '<file> <label>' list (with --images)")
+    b.add_argument("--images", default=None, help="the folder the --gt list names files in")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--errors", default=None, help="write every miss to this TSV file")
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--reject", action="store_true", help="add read rates at 1%%, 0.5%%, 0.1%% error")
+    b.add_argument("--plot", default=None, help="with --reject: write the accuracy-vs-read-rate curve PNG here")
+    b.add_argument("--n", type=int, default=None, help="strings to compose (mnist-strings)")
+    add_model_args(b)
+    b.set_defaults(func=run_benchmark)
+

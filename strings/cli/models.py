@@ -1,0 +1,53 @@
+"""``strings export`` and ``strings models``: model files out and in."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from strings.cli.common import print_json
+
+__all__ = ["add_parser", "run_export", "run_models"]
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the model as an ONNX graph (batch norms folded, dynamic batch and width) and
+    check it against the PyTorch network on random batches before reporting success."""
+    from strings.read.export import export_onnx
+    from strings.read.backends import onnx_parity
+    from strings.read.recognizer import load
+
+    rec = load(args.model)
+    data = export_onnx(rec.model, rec.preprocess, args.onnx, rec.metadata)
+    diff = onnx_parity(rec.model, data)
+    if diff > 1e-3:
+        Path(args.onnx).unlink(missing_ok=True)
+        raise ValueError(f"the exported graph differs from the PyTorch model by {diff:.3g} in a logit; removed it")
+    print_json({"onnx": args.onnx, "bytes": len(data), "model": rec.metadata.get("path", rec.name),
+                 "max_logit_difference": diff})
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from strings.models.checkpoint import read_metadata
+    from strings.models import list_configs
+    from strings.read.recognizer import list_models, resolve_model
+
+    for name in list_models():
+        meta = read_metadata(resolve_model(name))
+        val = meta.get("validation", {})
+        print(f"{name}\t{meta['train_config']['model']}\tval accuracy {val.get('accuracy', float('nan')):.4f}")
+    print("configs: " + ", ".join(list_configs()))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    e = sub.add_parser("export", help="export a model to ONNX (for ONNX Runtime and other runtimes)")
+    e.add_argument("--onnx", required=True, help="the .onnx file to write")
+    e.add_argument("--model", default=None, help="bundled model name or .safetensors path (default: default)")
+    e.set_defaults(func=run_export)
+
+    m = sub.add_parser("models", help="list bundled models and model configs")
+    m.set_defaults(func=run_models)
+

@@ -1,0 +1,103 @@
+"""``strings recognize``: read images, folders and lists; rows written as they are read."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from strings.cli.common import add_model_args, backend_args, expand_inputs, parse_shard
+
+__all__ = ["add_parser", "run_recognize"]
+
+RECOGNIZE_CHUNK = 256  # images per chunk: results are written (and flushed) chunk by chunk
+
+
+def run_recognize(args: argparse.Namespace) -> int:
+    """Read every image; an unreadable one is reported in its row and the rest are still read."""
+    import csv
+
+    from tqdm import tqdm
+
+    from strings.read.recognizer import ItemError, load
+    from strings.image import display_name, load_image
+    from strings.read.draw import draw_reading
+
+    fmt = "jsonl" if args.json else args.format
+    index, count = parse_shard(args.shard)
+    items = expand_inputs(args.images, args.list)[index::count]
+    if not items:
+        raise SystemExit("error: no images to read (give image files, folders or --list FILE)")
+    rec = load(args.model, beam_size=args.beam, **backend_args(args))
+    threshold = rec.threshold(args.max_error) if args.max_error is not None else 0.5  # fails early if uncalibrated
+    if args.draw and len(items) > 1:
+        Path(args.draw).mkdir(parents=True, exist_ok=True)
+    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer:
+        header = ["image", "text", "confidence", "error"]
+        writer.writerow(header + (["amount", "needs_review"] if args.max_error is not None else []))
+    failures = 0
+    bar = tqdm(total=len(items), unit="img", desc="reading", disable=args.quiet or len(items) < 2 * RECOGNIZE_CHUNK,
+               file=sys.stderr)
+    try:
+        for lo in range(0, len(items), RECOGNIZE_CHUNK):
+            chunk = items[lo : lo + RECOGNIZE_CHUNK]
+            for item, result in zip(chunk, rec.recognize_many(chunk)):
+                name = display_name(item)
+                if isinstance(result, ItemError):
+                    failures += 1
+                    row: dict[str, Any] = {"image": name, "error": result.error}
+                    if not args.output and fmt == "text":
+                        print(f"error: {result.error}", file=sys.stderr)
+                        continue
+                else:
+                    row = {**result.to_dict(), "image": name, "source": name}
+                    if args.max_error is not None:
+                        row["amount"] = rec.amount(result, args.max_error, args.decimals).to_dict()
+                    if args.draw:
+                        target = args.draw if len(items) == 1 else str(Path(args.draw) / f"{Path(item).stem}.png")
+                        draw_reading(load_image(item), result, target, min(1.0, threshold))
+                _write_row(out, writer, fmt, row)
+            out.flush()
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        if out is not sys.stdout:
+            out.close()
+    return 1 if failures else 0
+
+
+def _write_row(out: Any, writer: Any, fmt: str, row: dict[str, Any]) -> None:
+    amount = row.get("amount")
+    if fmt == "jsonl":
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        conf = f"{row['confidence']:.6f}" if "confidence" in row else ""
+        extra = [amount["amount"], str(amount["needs_review"]).lower()] if amount else []
+        writer.writerow([row["image"], row.get("text", ""), conf, row.get("error", "")] + extra)
+    elif "error" in row:
+        out.write(f"{row['image']}\terror: {row['error']}\n")
+    else:
+        extra = f"\t{amount['amount'] or '-'}\t{'REVIEW' if amount['needs_review'] else 'ok'}" if amount else ""
+        out.write(f"{row['image']}\t{row['text']}\t{row['confidence']:.4f}{extra}\n")
+
+
+def add_parser(sub: Any) -> None:
+    r = sub.add_parser("recognize", help="read digit strings from image files, folders or a list")
+    r.add_argument("images", nargs="*", help="image files, or folders searched recursively")
+    r.add_argument("--list", default=None, help="a file naming one image per line")
+    r.add_argument("--format", default="text", choices=("text", "jsonl", "csv"))
+    r.add_argument("--json", action="store_true", help="same as --format jsonl: one JSON object per image")
+    r.add_argument("--output", default=None, help="write results here instead of stdout")
+    r.add_argument("--shard", default=None, help="i/n: read only items i, i+n, ... (fan out over n jobs)")
+    r.add_argument("--max-error", type=float, default=None,
+                   help="add the cheque amount and needs_review at this error rate (calibrated models)")
+    r.add_argument("--decimals", type=int, default=0, help="digits after the decimal point in the formatted amount")
+    r.add_argument("--draw", default=None, help="write a PNG of the boxes and digits (a folder for several images)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_args(r)
+    r.set_defaults(func=run_recognize)
+

@@ -1,0 +1,94 @@
+"""``strings train``, ``strings synth`` and ``strings calibrate``: making and fitting models."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from strings.cli.common import add_train_args, print_json, train_with_args
+
+__all__ = ["add_parser", "run_calibrate", "run_synth", "run_train"]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from strings.config import TrainConfig, load_train_file
+
+    return train_with_args(load_train_file(args.config) if args.config else TrainConfig(), args)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from strings.data import synth
+
+    if args.sheet:
+        synth.realism_sheet(args.sheet, data_root=args.data_root, seed=args.seed)
+        print(f"wrote {args.sheet}")
+        return 0
+    if not args.out or not args.n:
+        raise SystemExit("error: synth needs --n N --out DIR (or --sheet OUT.png)")
+    gt = synth.write_synth(args.out, args.n, args.seed, data_root=args.data_root)
+    print(f"wrote {args.n} images and {gt}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Choose the string confidence on a validation split and write a calibrated model file."""
+    from strings.read.calibration import calibrate
+    from strings.models.checkpoint import save_model
+    from strings.config import TrainConfig, from_dict
+    from strings.data import read_list
+    from strings.data.sources import validation_split
+    from strings.read.recognizer import load
+
+    rec = load(args.model)
+    if args.gt or args.images:
+        if not (args.gt and args.images):
+            raise SystemExit("error: --gt and --images go together")
+        dataset = read_list(args.gt, args.images)
+    else:
+        if "train_config" not in rec.metadata:
+            raise SystemExit("error: the model file does not say what it was validated on; give --gt and --images")
+        _, dataset = validation_split(from_dict(TrainConfig, rec.metadata["train_config"]), args.data_root)
+    samples = [dataset[i] for i in range(len(dataset))]
+    logits = rec.item_logits([s.image for s in samples])
+    calib, scores = calibrate(logits, [s.label for s in samples], rec.alphabet, f"{dataset.name} ({len(samples)} images)")
+    meta = {k: v for k, v in rec.metadata.items() if k != "path"}
+    save_model(args.out, rec.model, rec.preprocess, {**meta, "calibration": calib.to_dict()})
+    rows = [
+        {"measure": c.measure, "temperature": round(c.temperature, 4), "aurc": c.aurc, "bce": c.bce,
+         "read_rate_at_error": c.read_rate_at_error}
+        for c in scores
+    ]
+    if args.json:
+        print_json({"chosen": {"measure": calib.measure, "temperature": calib.temperature},
+                     "fitted_on": calib.fitted_on, "candidates": rows, "out": args.out})
+    else:
+        print(f"{'measure':10s} {'T':>6s} {'AURC':>8s} {'BCE':>7s}  read rate at 1% error")
+        for r in rows:
+            print(f"{r['measure']:10s} {r['temperature']:6.3f} {r['aurc']:8.5f} {r['bce']:7.4f}  {r['read_rate_at_error']['0.01']:.3f}")
+        print(f"chosen: {calib.measure} at T={calib.temperature:.3f} (fitted on {calib.fitted_on}); wrote {args.out}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    t = sub.add_parser("train", help="train a model (resumes from OUT/last.safetensors)")
+    t.add_argument("--config", default=None, help="TOML recipe (configs/)")
+    add_train_args(t, model_help="string model config (strings models)")
+    t.set_defaults(func=run_train)
+
+    s = sub.add_parser("synth", help="render synthetic digit strings, or a realism sheet")
+    s.add_argument("--n", type=int, default=None)
+    s.add_argument("--out", default=None)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--data-root", default=None)
+    s.add_argument("--sheet", default=None, help="write a PNG of synthetic beside real samples")
+    s.set_defaults(func=run_synth)
+
+    c = sub.add_parser("calibrate", help="choose the string confidence on a validation split; write a calibrated copy")
+    c.add_argument("--model", default=None, help="bundled model name or .safetensors path (default: default)")
+    c.add_argument("--out", required=True, help="the calibrated model file to write")
+    c.add_argument("--data-root", default=None)
+    c.add_argument("--gt", default=None, help="calibrate on this '<file> <label>' list instead (with --images)")
+    c.add_argument("--images", default=None)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=run_calibrate)
+

@@ -1,0 +1,129 @@
+"""What a training run reads: its sources (real and synthetic, by name and weight), the
+validation slice it is chosen on, and the per-period loaders that draw batches from them.
+
+The training loop asks here once (:func:`training_data`) and gets loaders back; it never opens
+a dataset or builds the generator itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from strings.alphabet import SCRIPT_DIGITS
+from strings.config import TrainConfig, split_seed
+from strings.data.base import ImageDataset, resolve_data_root
+from strings.data.catalog import open_dataset, split_train_val
+from strings.data.synth.compose import SynthStrings
+from strings.data.synth.glyphs import GlyphBank
+from strings.data.synth.paper import Backgrounds
+from strings.data.synth.scripts import script_glyph_bank
+
+__all__ = ["TrainingData", "build_sources", "held_out_names", "training_data", "validation_split"]
+
+
+def validation_split(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> tuple[ImageDataset, ImageDataset]:
+    """The (fit, validation) halves of ``cfg.validation``'s train split that ``cfg`` trains and
+    chooses its model on; rebuilt the same from a checkpoint's stored config."""
+    root = resolve_data_root(data_root)
+    return split_train_val(open_dataset(cfg.validation, "train", root), cfg.val_fraction, split_seed(cfg))
+
+
+def held_out_names(val: ImageDataset) -> set[str]:
+    """File names of the validation crops, which the synthetic generator must not draw from.
+    Fails closed: a validation set whose files cannot be named is an error, not an empty set."""
+    items = getattr(getattr(val, "base", None), "items", None)
+    indices = getattr(val, "indices", None)
+    if items is None or indices is None:
+        raise ValueError(f"cannot name the files of validation set {val.name!r}, so cannot keep them out of synthetic data")
+    return {Path(items[i][0]).name for i in indices}
+
+
+def build_sources(
+    cfg: TrainConfig, root: Path, fit: ImageDataset, val: ImageDataset
+) -> tuple[list[ImageDataset], list[float]]:
+    """Open every training source; the validation dataset's train split is replaced by its fit part."""
+    sources, weights = [], []
+    for src in cfg.sources:
+        if src.dataset == "synth":
+            # Digits and paper of the validation crops stay out of the synthetic strings.
+            held_out = held_out_names(val) if cfg.validation == "car-a-partial" else set()
+            if cfg.script == "latin":
+                bank = GlyphBank.from_data(root, exclude=held_out)
+            else:  # another script's numerals: composed from its own isolated digits (train split)
+                bank = script_glyph_bank(cfg.script, root, "train")
+            ds: ImageDataset = SynthStrings(
+                bank,
+                Backgrounds.from_data(root, exclude=held_out),
+                n=cfg.synth_pool,
+                seed=cfg.seed,
+                charset=SCRIPT_DIGITS[cfg.script],
+            )
+        elif src.dataset == cfg.validation and src.split == "train":
+            ds = fit
+        else:
+            ds = open_dataset(src.dataset, src.split, root)
+        sources.append(ds)
+        weights.append(src.weight)
+    return sources, weights
+
+
+@dataclass
+class TrainingData:
+    """The sources of one run with their batch shares, and its validation slice."""
+
+    sources: list[ImageDataset]
+    weights: list[float]
+    validation: ImageDataset
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != len(self.sources):
+            raise ValueError(f"{len(self.weights)} weights for {len(self.sources)} sources")
+
+    def sample_weights(self) -> torch.Tensor:
+        """Per-sample drawing weights (N,): each source gets its share of every batch, whatever its size."""
+        return torch.cat([torch.full((len(s),), w / len(s), dtype=torch.double) for s, w in zip(self.sources, self.weights)])
+
+    def loader(
+        self,
+        data: Dataset,
+        n_batches: int,
+        batch_size: int,
+        generator: torch.Generator,
+        collate: Callable[[list[Any]], Any],
+        num_workers: int = 0,
+        worker_init: Callable[[int], None] | None = None,
+    ) -> DataLoader:
+        """``n_batches`` batches drawn with replacement by the source weights; the generator
+        fixes the draw, so a resumed period sees the batches an uninterrupted one would."""
+        sampler = WeightedRandomSampler(self.sample_weights(), n_batches * batch_size, replacement=True, generator=generator)
+        return DataLoader(
+            data, batch_size=batch_size, sampler=sampler, collate_fn=collate,
+            num_workers=num_workers, worker_init_fn=worker_init, generator=generator,
+        )
+
+
+def training_data(
+    cfg: TrainConfig,
+    data_root: str | os.PathLike | None = None,
+    sources: list[ImageDataset] | None = None,
+    validation: ImageDataset | None = None,
+    weights: list[float] | None = None,
+) -> TrainingData:
+    """Everything ``cfg`` trains and validates on; datasets passed in (tests, experiments built
+    in memory) replace the ones ``cfg`` names."""
+    if validation is None or sources is None:
+        root = resolve_data_root(data_root)
+        fit, val = validation_split(cfg, root)
+        validation = validation or val
+        if sources is None:
+            sources, _ = build_sources(cfg, root, fit, val)
+    if weights is None:
+        weights = [s.weight for s in cfg.sources] if len(sources) == len(cfg.sources) else [1.0] * len(sources)
+    return TrainingData(list(sources), list(weights), validation)
