@@ -134,7 +134,7 @@ def check_overfit(data_root: str | None, steps: int = 150) -> dict[str, Any]:
     from strings.train.ctc import CTC_KERNELS, ctc_loss
     from strings.models import create_model
 
-    _, (images, widths, targets, lengths) = _real_batch(data_root, 32)
+    _, (images, widths, targets, lengths, _) = _real_batch(data_root, 32)
     images = images.cuda()
     out: dict[str, Any] = {}
     for kernel in CTC_KERNELS:
@@ -172,7 +172,7 @@ def _real_batch(data_root: str | None, size: int) -> tuple[Any, Any]:
 def check_amp(data_root: str | None) -> dict[str, Any]:
     from strings.train.ctc import ctc_loss
 
-    model, (images, widths, targets, lengths) = _real_batch(data_root, 64)
+    model, (images, widths, targets, lengths, _) = _real_batch(data_root, 64)
     model = model.cuda().train()
     torch.backends.cudnn.deterministic = True  # the three runs differ only in precision
     out: dict[str, Any] = {}

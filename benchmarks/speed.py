@@ -6,7 +6,8 @@ grey arrays once) and is scored on them, so each speed has its accuracy beside i
 - ``strings`` through ``Recognizer.recognize_greys`` (preprocessing + network + greedy
   decoding + digit boxes), with the PyTorch backend and the ONNX Runtime backend, each at 1
   and 2 intra-op threads, and ONNX Runtime with 2 processes of 1 thread;
-- the ONNX graph quantized to int8 (static, QDQ; calibrated on 256 *train*-split crops),
+- the ONNX graph quantized to int8 (static, QDQ; calibrated on 256 crops of the fit part of the
+  training split; which layers stay float is chosen on the validation slice, never on test),
   measured to decide whether it may ship (only if accuracy stays within 0.2 points);
 - Tesseract 5 (``tesseract`` command, one process per image, digits whitelist), skipped with a
   message when it is not installed.
@@ -171,10 +172,33 @@ def _recognizer(backend: str, threads: int, model: str | None, graph: bytes | No
     return strings.load(model, backend=backend, threads=threads)
 
 
-def quantized_graph(model: str | None, data_root: str | None) -> bytes:
+# Layers that may stay float in the int8 graph, tried in this order (fewest first). Which one
+# ships is decided on the validation slice (choose_float_layers), never on the test split.
+FLOAT_LAYER_CANDIDATES: tuple[tuple[str, ...], ...] = (
+    (),
+    ("/head/Conv",),
+    ("/stem/Conv", "/head/Conv"),
+    ("/stem/Conv", "/sequence/Conv", "/head/Conv"),
+)
+
+
+def selection_split(model: str | None, data_root: str | None) -> tuple[Any, Any]:
+    """The (fit, validation) halves the model was trained and chosen on (its recorded recipe):
+    int8 calibration reads the fit part, the float-layer choice the validation slice."""
+    import strings
+    from strings.config import TrainConfig, from_dict
+    from strings.data.sources import validation_split
+
+    meta = strings.load(model).metadata
+    cfg = from_dict(TrainConfig, meta["train_config"]) if "train_config" in meta else TrainConfig()
+    return validation_split(cfg, data_root)
+
+
+def quantized_graph(model: str | None, data_root: str | None, float_layers: tuple[str, ...] = FLOAT_LAYER_CANDIDATES[-1],
+                    calibration: Any = None) -> bytes:
     """The ONNX graph quantized to int8 (QDQ, per-channel weights, uint8 activations), calibrated
-    on train-split crops. The stem, the sequence conv and the head stay float: quantizing them
-    cost 2 of 128 test strings in a trial (minmax, entropy and percentile calibration alike)."""
+    on crops of the fit part of the training split (``calibration``, else the model's own fit
+    part); ``float_layers`` stay float."""
     import logging
     import tempfile
 
@@ -186,10 +210,10 @@ def quantized_graph(model: str | None, data_root: str | None) -> bytes:
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer warns once per batch-norm weight
     rec = strings.load(model)
-    greys, _, _ = load_images(data_root, "train")
+    fit = calibration if calibration is not None else selection_split(model, data_root)[0]
     rng = np.random.default_rng(0)
-    picks = rng.choice(len(greys), min(CALIBRATION_IMAGES, len(greys)), replace=False)
-    normed = [prepare(greys[int(i)], rec.preprocess)[0] for i in picks]
+    picks = rng.choice(len(fit), min(CALIBRATION_IMAGES, len(fit)), replace=False)
+    normed = [prepare(fit[int(i)].image, rec.preprocess)[0] for i in picks]
     stride = rec.model.stride
     width = max(-(-x.shape[1] // stride) * stride for x in normed)
 
@@ -210,10 +234,36 @@ def quantized_graph(model: str | None, data_root: str | None) -> bytes:
         export_onnx(rec.model, rec.preprocess, src, rec.metadata)
         quantize_static(
             str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=["/stem/Conv", "/sequence/Conv", "/head/Conv"],
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=list(float_layers),
         )
         return dst.read_bytes()
+
+
+def choose_float_layers(model: str | None, data_root: str | None) -> dict[str, Any]:
+    """The int8 graph to measure: the fewest float layers (FLOAT_LAYER_CANDIDATES, in order)
+    whose graph reads the validation slice as well as the float network does; the last
+    candidate when none does. Returns the graph and every candidate's validation score."""
+    import strings
+    from strings.read.backends import OnnxBackend
+    from strings.read.recognizer import Recognizer
+
+    fit, val = selection_split(model, data_root)
+    greys, labels = zip(*[(val[i].image, val[i].label) for i in range(len(val))])
+    base = strings.load(model, backend="onnx", threads=1)
+    reference = score(list(labels), [r.text for r in base.recognize_greys(list(greys), batch_size=BATCH)])
+    tried, chosen = [], None
+    for layers in FLOAT_LAYER_CANDIDATES:
+        graph = quantized_graph(model, data_root, layers, calibration=fit)
+        rec = Recognizer(base.model, base.preprocess, base.metadata, backend=OnnxBackend(graph, threads=1))
+        got = score(list(labels), [r.text for r in rec.recognize_greys(list(greys), batch_size=BATCH)])
+        tried.append({"float_layers": list(layers), **got})
+        if got["accuracy"] >= reference["accuracy"]:
+            chosen = (layers, graph)
+            break
+    if chosen is None:
+        chosen = (FLOAT_LAYER_CANDIDATES[-1], graph)
+    return {"graph": chosen[1], "float_layers": list(chosen[0]), "validation": val.name, "fp32_validation": reference,
+            "candidates": tried}
 
 
 def measure_strings(backend: str, threads: int, model: str | None, data_root: str | None, seconds: float,
@@ -656,7 +706,12 @@ def main(argv: list[str] | None = None) -> int:
         lat = f"p50 {s['latency_p50_ms']:.2f} ms " if "latency_p50_ms" in s else ""
         print(f"{s['system']} t{s['threads']}: {acc}{s['strings_per_s']:.1f} strings/s {lat}", file=sys.stderr, flush=True)
 
-    int8 = None if args.no_int8 else in_child(quantized_graph, args.model, args.data_root)
+    int8 = None
+    if not args.no_int8:
+        choice = in_child(choose_float_layers, args.model, args.data_root)
+        int8 = choice.pop("graph")
+        result["int8_choice"] = choice
+        print(f"int8: float layers {choice['float_layers']} chosen on {choice['validation']}", file=sys.stderr)
     plan = [("torch", 1), ("torch", 2), ("torch-bf16", 1), ("torch-bf16", 2), ("onnx", 1), ("onnx", 2)] + ([] if int8 is None else [("onnx-int8", 1), ("onnx-int8", 2)])
     for backend, threads in plan:
         graph = int8 if backend == "onnx-int8" else None

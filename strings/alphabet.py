@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BLANK", "DIGITS", "SCRIPT_DIGITS", "Alphabet", "script_of"]
+__all__ = ["AMOUNT_MARKS", "AMOUNT_SYMBOLS", "BLANK", "DIGITS", "SCRIPT_DIGITS", "Alphabet", "script_of"]
 
 BLANK = 0
 DIGITS = "0123456789"
+# Marks an amount model transcribes besides the digits: the separators written between them
+# and the dash of ".-" (zero cents). The ORAND protocol string is the digits alone.
+AMOUNT_MARKS = ".,-"
+AMOUNT_SYMBOLS = DIGITS + AMOUNT_MARKS
 
 
 def _numerals(zero: int) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from strings.alphabet import AMOUNT_SYMBOLS
+
 __all__ = [
     "ModelConfig", "PreprocessConfig", "DigitNetConfig", "DigitPreprocessConfig", "TrainConfig", "DataSource", "TASKS",
     "MODEL_CONFIGS", "DIGIT_CONFIGS", "from_dict", "to_dict", "load_train_file",
@@ -145,6 +147,8 @@ MODEL_CONFIGS: dict[str, tuple[ModelConfig, PreprocessConfig]] = {
         ModelConfig(stem_channels=48, growth_rate=16, block_layers=(6, 8, 10), hidden=192),
         PreprocessConfig(height=40, trim=True),
     ),
+    # The small network with the amount marks (strings.alphabet.AMOUNT_SYMBOLS): reads "1.500,00".
+    "densenet_ctc_amounts": (ModelConfig(alphabet=AMOUNT_SYMBOLS), PreprocessConfig(height=32, trim=True)),
     "densenet_ctc_fast": (
         ModelConfig(stem_channels=24, growth_rate=8, block_layers=(3, 4, 6), hidden=96),
         PreprocessConfig(height=32, trim=True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 __all__ = ["align_strings", "centre_hits", "edit_distance", "StringMetrics", "reject_curve", "read_rate_at_error"]
@@ -94,6 +95,29 @@ class StringMetrics:
         self.misses.clear()
 
 
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: two-sided 95% intervals
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) for a rate of ``successes`` in ``n`` trials:
+    unlike the normal approximation it stays inside [0, 1] and is honest at 0 or n successes,
+    which is where a small test set's accuracy or error count usually sits.
+
+    Example:
+        >>> [round(x, 4) for x in wilson_interval(0, 10)]
+        [0.0, 0.2775]
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in 0..{n}, got {successes}")
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def reject_curve(confidences: list[float], correct: list[bool]) -> tuple[list[float], list[float], list[float]]:
     """Accept the most confident first: for every number accepted k = 1..n, the read rate k/n,
     the error rate among the accepted, and the confidence threshold that accepts them."""
@@ -113,8 +137,9 @@ def read_rate_at_error(
     confidences: list[float], correct: list[bool], targets: tuple[float, ...] = (0.01, 0.005, 0.001)
 ) -> dict[str, dict[str, float | None]]:
     """For each target error rate: the largest read rate whose accepted set errs at most that
-    often, the threshold that gives it, and a 95% Clopper-Pearson upper bound on the true error
-    rate of that accepted set (few test images make the measured error rate uncertain)."""
+    often, the threshold that gives it, a 95% Clopper-Pearson upper bound on the true error rate
+    of that accepted set (few test images make the measured error rate uncertain), and 95%
+    Wilson intervals on the read rate and on the accepted error rate."""
     from scipy.stats import beta
 
     read, err, thr = reject_curve(confidences, correct)
@@ -126,7 +151,8 @@ def read_rate_at_error(
         ok = [k for k in ok if k + 1 == n or thr[k + 1] < thr[k]]
         if not ok:
             # threshold None: no confidence accepts anything at this error rate
-            out[f"{t:g}"] = {"read_rate": 0.0, "threshold": None, "errors": 0, "accepted": 0, "error_upper95": 1.0}
+            out[f"{t:g}"] = {"read_rate": 0.0, "threshold": None, "errors": 0, "accepted": 0, "error_upper95": 1.0,
+                             "read_rate_ci95": list(wilson_interval(0, n)), "error_ci95": [0.0, 1.0]}
             continue
         k = max(ok)
         accepted = k + 1
@@ -134,5 +160,6 @@ def read_rate_at_error(
         upper = float(beta.ppf(0.975, errors + 1, accepted - errors)) if errors < accepted else 1.0
         out[f"{t:g}"] = {
             "read_rate": read[k], "threshold": thr[k], "errors": errors, "accepted": accepted, "error_upper95": upper,
+            "read_rate_ci95": list(wilson_interval(accepted, n)), "error_ci95": list(wilson_interval(errors, accepted)),
         }
     return out

@@ -235,3 +235,67 @@ def test_full_disk_is_reported_and_keeps_the_previous_file(tmp_path, monkeypatch
         ck.atomic_write(target, no_space)
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temp file left behind
+
+
+@pytest.fixture
+def no_real_build_before_checks(monkeypatch):
+    """Make building a network for real (off the meta device) an error until the file is checked:
+    a loader that builds first and checks after trips it."""
+    import strings.models.checkpoint as ck
+
+    real = ck.create_model
+    built: list[str] = []
+
+    def guarded(*args, **kwargs):
+        if torch.get_default_device().type != "meta":
+            raise AssertionError("load_model built the network for real before checking the file")
+        built.append("meta")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ck, "create_model", guarded)
+    return built
+
+
+def test_a_huge_network_in_the_metadata_is_refused_before_it_is_built(saved, tmp_path, no_real_build_before_checks):
+    # within every per-field bound of ModelConfig, yet billions of parameters
+    huge = {"stem_channels": 1024, "growth_rate": 256, "block_layers": [64, 64, 64], "hidden": 4096}
+    path = _rewrite(saved[1], tmp_path / "huge.safetensors", lambda m: m["model"].update(huge))
+    with pytest.raises(CheckpointError, match="parameters, over the limit"):
+        load_model(path)
+    assert no_real_build_before_checks == ["meta"]
+
+
+def test_weight_shapes_are_checked_before_the_network_is_built(saved, tmp_path, no_real_build_before_checks):
+    path = _rewrite(saved[1], tmp_path / "wider.safetensors", lambda m: m["model"].update({"hidden": 24}))
+    with pytest.raises(CheckpointError, match="has shape"):
+        load_model(path)
+
+
+def test_the_parameter_limit_applies_to_an_honest_file_too(saved, monkeypatch):
+    import strings.models.checkpoint as ck
+
+    monkeypatch.setattr(ck, "MAX_PARAMETERS", 100)
+    with pytest.raises(CheckpointError, match="over the limit of 100"):
+        load_model(saved[1])
+
+
+def test_a_digit_model_file_is_checked_before_its_network_is_built(tmp_path, monkeypatch):
+    import strings.digits.classifier as clf
+    from strings.models import DIGIT_CONFIGS, create_digit_model
+
+    model = create_digit_model("test_tiny_digits")
+    path = tmp_path / "d.safetensors"
+    clf.save_digit_model(path, model, DIGIT_CONFIGS["test_tiny_digits"][1], {})
+    tensors, meta = _read_raw(path)
+    meta["model"]["growth_rate"] = 8  # the weights are of growth rate 4
+    save_file(tensors, str(path), metadata={"strings": json.dumps(meta)})
+    real = clf.create_digit_model
+
+    def guarded(*args, **kwargs):
+        if torch.get_default_device().type != "meta":
+            raise AssertionError("load_digit_model built the network for real before checking the file")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clf, "create_digit_model", guarded)
+    with pytest.raises(CheckpointError, match="shape|do not match"):
+        clf.load_digit_model(path)

@@ -139,10 +139,15 @@ def test_greedy_digit_confidences_and_spans():
     assert d.confidence == pytest.approx(0.6 * 0.8 * 0.7 * 0.55 * 0.9 * 0.95 * 0.5, rel=1e-5)
 
 
-def test_greedy_empty_reading_has_blank_path_probability():
-    d = greedy1(from_probs([{B: 0.7}, {B: 0.6}]))
+def test_greedy_empty_reading_has_no_confidence():
+    """A near-certain blank path (0.99^2 here) still gives the empty reading confidence 0."""
+    from strings.decode.ctc import EMPTY_CONFIDENCE
+
+    d = greedy1(from_probs([{B: 0.99}, {B: 0.99}]))
     assert d.text == "" and d.spans == () and d.char_confidences == ()
-    assert d.confidence == pytest.approx(0.42, rel=1e-5)
+    assert d.confidence == EMPTY_CONFIDENCE == 0.0
+    one = greedy1(from_probs([{B: 0.7}, {cls("1"): 0.6}]))
+    assert one.text == "1" and one.confidence == pytest.approx(0.42, rel=1e-5)  # a reading keeps its path probability
 
 
 # --------------------------------------------------------------------------- beam search
@@ -218,17 +223,19 @@ def test_beam_finds_most_probable_string_where_greedy_does_not(beam):
     But P("1") = p(1,1) + p(1,-) + p(-,1) = 0.35^2 + 2*0.35*0.40 = 0.4025,
         P("2") = 0.25^2 + 2*0.25*0.40 = 0.2625,
         P("")  = 0.16, P("12") = P("21") = 0.35*0.25 = 0.0875 (sum = 1).
-    So beam search must rank "1" > "2" > "" with those exact probabilities.
+    So beam search must rank "1" > "2" > "" with those exact probabilities (the empty reading's
+    *confidence* is 0 by definition: nothing read is never accepted ahead of a reading).
     """
     eps = 1e-6
     rows = [{B: 0.40 - 4 * eps, cls("1"): 0.35 - 2 * eps, cls("2"): 0.25 - 2 * eps}] * 2
     lp = from_probs(rows)
     g = greedy1(lp)
-    assert g.text == "" and g.confidence == pytest.approx(0.16, rel=1e-3)
+    assert g.text == "" and g.confidence == 0.0
+    assert ctc_probability(lp, "") == pytest.approx(0.16, rel=1e-3)
     hyps = beam(lp[None], torch.tensor([2]))[0]
     assert [h.text for h in hyps] == ["1", "2", ""]
-    assert [h.confidence for h in hyps] == pytest.approx([0.4025, 0.2625, 0.16], rel=1e-3)
-    for h in hyps:  # and they are the exact CTC probabilities
+    assert [h.confidence for h in hyps] == pytest.approx([0.4025, 0.2625, 0.0], rel=1e-3)
+    for h in hyps[:2]:  # and the readings' are the exact CTC probabilities
         assert h.confidence == pytest.approx(ctc_probability(lp, h.text), rel=1e-3)
 
 

@@ -69,3 +69,26 @@ def test_digit_boxes_without_ink_fall_back_to_the_cut():
     assert len(boxes) == 2
     for x0, y0, x1, y1 in boxes:
         assert 0 <= x0 < x1 <= 32 and (y0, y1) == (0, 16)
+
+
+def test_wilson_interval_known_values_and_edges():
+    from strings.metrics import wilson_interval
+
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    assert wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    assert wilson_interval(128, 128)[1] == 1.0 and wilson_interval(128, 128)[0] == pytest.approx(0.9709, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+
+
+def test_read_rate_at_error_reports_intervals():
+    from strings.metrics import read_rate_at_error
+
+    conf = [0.9, 0.8, 0.7, 0.6]
+    out = read_rate_at_error(conf, [True, True, False, True], (0.0, 0.5))
+    zero = out["0"]
+    assert (zero["accepted"], zero["errors"]) == (2, 0)
+    assert zero["read_rate_ci95"][0] < 0.5 < zero["read_rate_ci95"][1]
+    assert zero["error_ci95"][0] == 0.0 and 0.6 < zero["error_ci95"][1] < 0.7

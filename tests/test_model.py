@@ -123,29 +123,28 @@ def test_wrong_input_shape_raises(tiny, shape):
 
 
 def test_padded_batch_matches_single_images(tiny):
-    """In eval mode the valid frames of a right-padded batch equal the image run alone; only
-    frames near the right edge may differ (padding enters through the 3x3 convs, the ceil-mode
-    pools and the 1-D context conv)."""
+    """In eval mode, with the widths passed, every valid frame of a right-padded batch equals
+    the image run alone: the column masks keep the padding out (3x3 convs, ceil-mode pools and
+    the 1-D context conv would otherwise carry it into the last frames)."""
     assert not tiny.training
     torch.manual_seed(1)
-    widths = [23, 37, 40, 57, 64, 90]
+    # very different widths in one batch (multiples of the stride, as collate_images pads them)
+    widths = [tiny.stride * k for k in (2, 6, 16, 38, 75)]
     images = [torch.rand(1, 16, w) for w in widths]
     batch = torch.zeros(len(widths), 1, 16, max(widths))
     for i, im in enumerate(images):
         batch[i, :, :, : im.shape[-1]] = im
-    edge = 4  # frames from the right edge that the padding can reach
+    w = torch.tensor(widths)
     with torch.no_grad():
-        out = tiny(batch)
-        lengths = tiny.output_lengths(torch.tensor(widths))
+        out = tiny.logits(batch, w)  # (B, T, C)
+        lengths = tiny.output_lengths(w)
         for i, im in enumerate(images):
-            single = tiny(im[None])[0]
+            single = tiny.logits(im[None], w[i : i + 1])[0]
             assert single.shape[0] == int(lengths[i])
-            inner = single.shape[0] - edge
-            assert inner > 0
-            torch.testing.assert_close(out[i, :inner], single[:inner], atol=1e-4, rtol=1e-4)
-        # The widest image has no padding at all: every frame must agree.
-        j = widths.index(max(widths))
-        torch.testing.assert_close(out[j], tiny(images[j][None])[0], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(out[i, : int(lengths[i])], single, atol=1e-5, rtol=1e-5)
+        # without the widths the padding does reach the narrow images' last frames: the mask matters
+        unmasked = tiny.logits(batch, torch.full_like(w, max(widths)))
+        assert not torch.allclose(unmasked[0, : int(lengths[0])], tiny.logits(images[0][None], w[:1])[0], atol=1e-5)
 
 
 def test_train_mode_differs_from_eval(tiny):

@@ -162,7 +162,7 @@ def test_boxes_stay_inside_odd_shapes(rec):
 
 def test_blank_image_reads_empty(rec):
     r = rec.recognize(np.full((32, 100), 255, np.uint8))
-    assert r.text == "" and r.digits == () and 0.0 < r.confidence <= 1.0
+    assert r.text == "" and r.digits == () and r.confidence == 0.0  # nothing read is never confident
 
 
 def test_recognize_batch_equals_single_same_widths(rec):
@@ -184,15 +184,31 @@ def test_recognize_batch_equals_single_mixed_widths_text(which, rec, images, tin
 
 
 @pytest.mark.parametrize("which", ["trained", "random"])
-def test_recognize_batch_equals_single_mixed_widths_confidence(which, rec, images, tiny_checkpoint):
+def test_recognize_batch_equals_single_mixed_widths_confidence(which, rec, images, tiny_checkpoint, monkeypatch):
     """An image's reading must not depend on which other images share its batch: the right
-    padding of narrower images must not leak into their valid frames."""
+    padding of narrower images must not leak into their valid frames. Width bucketing would
+    keep similar widths together and pad little, so here every image goes in one batch beside
+    one many times wider than any of them."""
+    import strings.read.recognizer as R
+
     r = rec if which == "trained" else strings.load(tiny_checkpoint)
-    batch = r.recognize_batch(images, batch_size=len(images))
-    singles = [r.recognize(img) for img in images]
+    wide = np.hstack([images[0]] * 8)  # far wider than the rest: the others are mostly padding
+    items = [*images, wide]
+    singles = [r.recognize(img) for img in items]
+    batches: list[list[int]] = []
+
+    def one_batch(widths, batch_size, multiple):
+        batches.append(list(range(len(widths))))
+        return [batches[-1]]
+
+    monkeypatch.setattr(R, "width_batches", one_batch)
+    batch = r.recognize_batch(items, batch_size=len(items))
+    assert batches == [list(range(len(items)))]  # really one padded batch
+    assert [b.text for b in batch] == [s.text for s in singles]
     assert [b.confidence for b in batch] == pytest.approx([s.confidence for s in singles], rel=1e-3)
     for b, s in zip(batch, singles):
         assert [d.confidence for d in b.digits] == pytest.approx([d.confidence for d in s.digits], rel=1e-3)
+        assert [d.box for d in b.digits] == [d.box for d in s.digits]
 
 
 def test_recognize_batch_mixed_inputs_keep_order(rec, images, tmp_path):

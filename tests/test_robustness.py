@@ -150,16 +150,33 @@ def test_special_files(rec, tmp_path):
         load_image(tmp_path / ("x" * 300 + ".png"))  # name too long for the file system
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads unreadable files")
-def test_unreadable_file(tmp_path, grey):
+def test_unreadable_file(tmp_path, grey, monkeypatch):
+    """A file the OS refuses to read (EACCES) is an InvalidImageError naming it. Permission bits
+    cannot make a file unreadable to root, which is how CI runs, so the refusal comes from the
+    open call itself; as a normal user chmod 0 is tried too."""
+    import builtins
+    import errno
+
     path = write_png(tmp_path / "locked.png", grey)
-    path.chmod(0)
-    try:
-        with pytest.raises(InvalidImageError, match="cannot read") as exc:
-            load_image(path)
-        assert str(path) in str(exc.value)
-    finally:
-        path.chmod(0o644)
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    with pytest.raises(InvalidImageError, match="cannot read .Permission denied") as exc:
+        load_image(path)
+    assert str(path) in str(exc.value)
+    monkeypatch.undo()
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        path.chmod(0)
+        try:
+            with pytest.raises(InvalidImageError, match="cannot read"):
+                load_image(path)
+        finally:
+            path.chmod(0o644)
 
 
 def test_file_size_limit(monkeypatch, tmp_path, grey):

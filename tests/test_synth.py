@@ -253,3 +253,57 @@ def test_thinning_keeps_thin_parts_of_a_glyph() -> None:
     assert _ink_height(thinned, 128) >= 0.9 * before
     assert (thinned >= 128).sum() < (patch >= 128).sum()  # still thinned where it could be
     assert np.array_equal(_thin(np.zeros((5, 5), np.uint8), 3, 0.9, 128), np.zeros((5, 5), np.uint8))
+
+
+class _Stop(Exception):
+    """Raised by the spies below once they have seen what the generator was asked for."""
+
+
+@pytest.mark.parametrize("argv_extra, keeps_out", [([], True), (["--include-validation"], False), (["--sheet", "S"], True)])
+def test_synth_command_keeps_the_validation_crops_out(tmp_path, monkeypatch, argv_extra, keeps_out):
+    """`strings synth --out` draws glyphs and paper as training-time synthesis does: never from
+    the validation slice the default recipe chooses its model on (unless asked to)."""
+    from conftest import REAL_DATA
+
+    if REAL_DATA is None:
+        pytest.skip("real car-a-partial data not found beside the checkout or in $STRINGS_DATA")
+    from strings.cli import main
+    from strings.config import TrainConfig
+    from strings.data.sources import held_out_names, validation_split
+
+    seen: dict[str, set] = {}
+
+    def spy(kind):
+        def from_data(*args, **kwargs):
+            seen[kind] = set(kwargs.get("exclude", ()))
+            if len(seen) == 2:
+                raise _Stop
+            return real[kind](*args, **kwargs)
+        return from_data
+
+    real = {"glyphs": GlyphBank.from_data, "paper": Backgrounds.from_data}
+    monkeypatch.setattr(GlyphBank, "from_data", staticmethod(spy("glyphs")))
+    monkeypatch.setattr(Backgrounds, "from_data", staticmethod(spy("paper")))
+    argv = ["synth", "--data-root", str(REAL_DATA)]
+    argv += ["--sheet", str(tmp_path / "sheet.png")] if argv_extra[:1] == ["--sheet"] else ["--n", "2", "--out", str(tmp_path)]
+    argv += [a for a in argv_extra if a not in ("--sheet", "S")]
+    with pytest.raises(_Stop):
+        main(argv)
+    validation = held_out_names(validation_split(TrainConfig(), REAL_DATA)[1])
+    assert len(validation) == 108
+    assert seen["glyphs"] == seen["paper"] == (validation if keeps_out else set())
+
+
+def test_synthetic_strings_transcribe_the_marks_they_draw_only_when_asked(bank):
+    from strings.read.amount import parse_amount
+
+    plain = SynthStrings(bank, None, 60, seed=5)
+    marked = SynthStrings(bank, None, 60, seed=5, transcribe_marks=True)
+    assert all(plain[i].written is None for i in range(60))
+    seen = set()
+    for i in range(60):
+        s = marked[i]
+        assert "".join(c for c in s.written if c.isdigit()) == s.label == marked.label(i)
+        seen.update(c for c in s.written if not c.isdigit())
+        assert parse_amount(s.written).value is not None
+    assert seen & {".", ","}, "sixty strings and not one separator transcribed"

@@ -228,12 +228,13 @@ def test_train_strings_widens_to_the_ctc_minimum():
     narrow.samples = [narrow.samples[0].__class__(tall, "1111", "n")]
     data = TrainStrings([narrow, SynthDigits(3, seed=2)], model, pre, augment=False)
     assert len(data) == 4
-    x, target = data[0]
+    x, target, known = data[0]
     assert x.shape == (16, model.min_width("1111"))
     assert np.all(x[:, -4:] == 0.0)  # widened with background
     assert target == [2, 2, 2, 2]
+    assert known  # a digits-only model: every target is complete
     for i in range(1, 4):
-        x, target = data[i]
+        x, target, _ = data[i]
         assert x.shape[0] == 16 and x.shape[1] >= model.min_width(data.sources[1][i - 1].label)
         assert 0.0 <= x.min() and x.max() <= 1.0
 
@@ -242,7 +243,7 @@ def test_train_strings_augmented_items_are_valid():
     model = create_model("test_tiny")
     data = TrainStrings([SynthDigits(8, seed=4)], model, MODEL_CONFIGS["test_tiny"][1], augment=True)
     for i in range(8):
-        x, target = data[i]
+        x, target, _ = data[i]
         assert x.shape[0] == 16 and np.isfinite(x).all() and len(target) >= 1
 
 
@@ -284,3 +285,69 @@ def test_train_config_files(tmp_path):
     src.write_text('amp = "false"\n')
     with pytest.raises(ValueError, match="expected bool"):
         load_train_file(src)
+
+
+def test_ctc_loss_counts_the_frames_decoding_reads():
+    """A narrow string padded beside a wide one scores as it does alone: the loss, like the
+    decoder, stops at each item's own frames (``output_lengths(widths)``), not the padded T."""
+    import torch
+
+    from strings.train.ctc import CTCTask, collate_train
+
+    torch.manual_seed(0)
+    model = create_model("test_tiny").eval()
+    pre = MODEL_CONFIGS["test_tiny"][1]
+    data = TrainStrings([SynthDigits(2, seed=9)], model, pre, augment=False)
+    narrow, wide = data[0], data[1]
+    wide = (np.concatenate([wide[0]] * 6, axis=1), wide[1] * 6, wide[2])  # six times as wide: lots of padding for narrow
+    task, dev, off = CTCTask(), torch.device("cpu"), torch.autocast("cpu", enabled=False)
+    collate = task.collate(model)
+    with torch.no_grad():
+        alone = [task.loss(model, collate([x]), dev, off, False, print)[0] for x in (narrow, wide)]
+        together, _ = task.loss(model, collate([narrow, wide]), dev, off, False, print)
+        images, widths, _, _, _ = collate_train([narrow, wide], model.stride)
+    assert int(model.output_lengths(widths)[0]) < model(images, widths).shape[1]  # the narrow one is padded
+    assert float(together) == pytest.approx(float(sum(alone) / 2), rel=1e-5)
+
+
+def test_an_amount_model_trains_on_written_forms_and_lets_unlabelled_marks_go():
+    """A model with the amount marks learns the written form where a sample has one; where a
+    real crop is labelled with digits only, a mark costs nothing (it counts as a blank)."""
+    import torch
+
+    from strings.alphabet import AMOUNT_SYMBOLS
+    from strings.data.base import Sample
+    from strings.train.ctc import collate_train, merge_marks
+
+    model = create_model("test_tiny", alphabet=AMOUNT_SYMBOLS).eval()
+    pre = MODEL_CONFIGS["test_tiny"][1]
+    img = render_digits("1500")
+    written = SynthDigits(1)
+    written.samples = [Sample(img, "150000", "w", "1.500,00")]
+    digits_only = SynthDigits(1)
+    digits_only.samples = [Sample(img, "1500", "d")]
+    data = TrainStrings([written, digits_only], model, pre, augment=False)
+    (_, t_written, k_written), (_, t_digits, k_digits) = data[0], data[1]
+    alphabet = __import__("strings.alphabet", fromlist=["Alphabet"]).Alphabet(AMOUNT_SYMBOLS)
+    assert alphabet.decode(t_written) == "1.500,00" and k_written
+    assert alphabet.decode(t_digits) == "1500" and not k_digits
+    *_, known = collate_train([data[0], data[1]], model.stride)
+    assert known.tolist() == [True, False]
+    # merging: the blank column of an unknown item absorbs the marks' probability, exactly
+    lp = torch.randn(2, 5, model.num_classes).log_softmax(-1)
+    marks = [AMOUNT_SYMBOLS.index(c) + 1 for c in ".,-"]
+    out = merge_marks(lp, torch.tensor([False, True]), marks)
+    torch.testing.assert_close(out[0], lp[0])
+    torch.testing.assert_close(out[1, :, 0].exp(), lp[1, :, [0, *marks]].exp().sum(-1))
+    torch.testing.assert_close(out[1, :, 1:], lp[1, :, 1:])
+    # and through the loss: a frame that writes a "." costs the digits-only item nothing extra
+    from strings.train.ctc import ctc_loss
+
+    t = torch.tensor([2], dtype=torch.int32)  # "1"
+    sure_dot = torch.full((1, 3, model.num_classes), -30.0)
+    sure_dot[0, 0, 2] = 0.0  # "1"
+    sure_dot[0, 1:, marks[0]] = 0.0  # then "." twice
+    lp_dot = sure_dot.log_softmax(-1)
+    plain, _ = ctc_loss(lp_dot, t, torch.tensor([1], dtype=torch.int32))
+    merged, _ = ctc_loss(merge_marks(lp_dot, torch.tensor([True]), marks), t, torch.tensor([1], dtype=torch.int32))
+    assert float(plain) > 10.0 and float(merged) < 1e-3

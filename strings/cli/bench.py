@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from strings.cli.common import add_model_args, backend_args, print_json, write_misses
+from strings.metrics import wilson_interval
 
 __all__ = ["BENCHMARK_DATASETS", "add_parser", "run_benchmark"]
 
@@ -40,12 +41,15 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "split": split,
         "n": report.n,
         "accuracy": report.accuracy,
+        "accuracy_ci95": list(wilson_interval(round(report.accuracy * report.n), report.n)),
         "cer": report.cer,
         "images_per_second": report.images_per_second,
         "model": rec.metadata.get("path", rec.name),
         "decoder": f"beam{args.beam}" if args.beam else "greedy",
         "backend": rec.backend.name,
     }
+    if report.written:
+        result["written"] = written_scores(report.written)
     if args.reject:
         from strings.metrics import read_rate_at_error
 
@@ -64,6 +68,21 @@ def run_benchmark(args: argparse.Namespace) -> int:
             f"CER {report.cer:.4f}, {report.images_per_second:.1f} images/s"
         )
     return 0
+
+
+def written_scores(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Beside the digits protocol, where the labels give the written form: exact written form,
+    and exact value (strings.read.amount, the cheques' convention), each with a 95% interval."""
+    from strings.read.amount import parse_amount
+
+    n = len(pairs)
+    written_ok = sum(truth == read for truth, read in pairs)
+    value_ok = sum(parse_amount(truth).value == parse_amount(read).value for truth, read in pairs)
+    return {
+        "n": n,
+        "accuracy": written_ok / n, "accuracy_ci95": list(wilson_interval(written_ok, n)),
+        "value_accuracy": value_ok / n, "value_accuracy_ci95": list(wilson_interval(value_ok, n)),
+    }
 
 
 def _plot_reject(confidences: list[float], correct: list[bool], path: str, title: str) -> None:

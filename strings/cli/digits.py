@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from strings.cli.common import add_train_args, print_json, train_with_args, write_misses
+from strings.metrics import wilson_interval
 
 __all__ = ["add_parser"]
 
@@ -83,6 +84,7 @@ def run_eval(args: argparse.Namespace) -> int:
         "split": split,
         "n": report.n,
         "accuracy": report.accuracy,
+        "accuracy_ci95": list(wilson_interval(round(report.accuracy * report.n), report.n)),
         "errors": len(report.misses),
         "images_per_second": report.images_per_second,
         "model": clf.metadata.get("path", clf.name),

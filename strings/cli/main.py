@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from strings._version import __version__
-from strings.cli import bench, digits, models, read, training
+from strings.cli import bench, digits, models, read, serve, training
 from strings.data.base import DatasetError
 from strings.models.checkpoint import CheckpointError
 
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="strings", description="Read handwritten digit strings.")
     p.add_argument("--version", action="version", version=f"strings {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (read, bench, training, models, digits):
+    for group in (read, bench, training, models, digits, serve):
         group.add_parser(sub)
     return p
 

@@ -37,7 +37,9 @@ def run_models(args: argparse.Namespace) -> int:
     for name in list_models():
         meta = read_metadata(resolve_model(name))
         val = meta.get("validation", {})
-        print(f"{name}\t{meta['train_config']['model']}\tval accuracy {val.get('accuracy', float('nan')):.4f}")
+        cal = meta.get("calibration")
+        conf = f"confidence {cal['measure']} at T={cal['temperature']:.2f}" if cal else "confidence path (uncalibrated)"
+        print(f"{name}\t{meta['train_config']['model']}\tval accuracy {val.get('accuracy', float('nan')):.4f}\t{conf}")
     print("configs: " + ", ".join(list_configs()))
     return 0
 

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from strings.cli.common import add_model_args, backend_args, expand_inputs, parse_shard
+from strings.read.amount import DEFAULT_LOCALE, LOCALES
 
 __all__ = ["add_parser", "run_recognize"]
 
 RECOGNIZE_CHUNK = 256  # images per chunk: results are written (and flushed) chunk by chunk
+DEFAULT_MAX_ERROR = 0.01  # --amount without --max-error: the operating point banks quote
 
 
 def run_recognize(args: argparse.Namespace) -> int:
@@ -31,6 +33,11 @@ def run_recognize(args: argparse.Namespace) -> int:
     if not items:
         raise SystemExit("error: no images to read (give image files, folders or --list FILE)")
     rec = load(args.model, beam_size=args.beam, **backend_args(args))
+    if args.decimals is not None:
+        print("warning: --decimals no longer applies: an amount's cents come from the separators read (--amount)",
+              file=sys.stderr)
+    if args.amount and args.max_error is None:
+        args.max_error = DEFAULT_MAX_ERROR
     threshold = rec.threshold(args.max_error) if args.max_error is not None else 0.5  # fails early if uncalibrated
     if args.draw and len(items) > 1:
         Path(args.draw).mkdir(parents=True, exist_ok=True)
@@ -38,7 +45,7 @@ def run_recognize(args: argparse.Namespace) -> int:
     writer = csv.writer(out) if fmt == "csv" else None
     if writer:
         header = ["image", "text", "confidence", "error"]
-        writer.writerow(header + (["amount", "needs_review"] if args.max_error is not None else []))
+        writer.writerow(header + (["value", "status"] if args.max_error is not None else []))
     failures = 0
     bar = tqdm(total=len(items), unit="img", desc="reading", disable=args.quiet or len(items) < 2 * RECOGNIZE_CHUNK,
                file=sys.stderr)
@@ -56,7 +63,7 @@ def run_recognize(args: argparse.Namespace) -> int:
                 else:
                     row = {**result.to_dict(), "image": name, "source": name}
                     if args.max_error is not None:
-                        row["amount"] = rec.amount(result, args.max_error, args.decimals).to_dict()
+                        row["amount"] = rec.amount_of(result, args.max_error, locale=args.locale).to_dict()
                     if args.draw:
                         target = args.draw if len(items) == 1 else str(Path(args.draw) / f"{Path(item).stem}.png")
                         draw_reading(load_image(item), result, target, min(1.0, threshold))
@@ -76,12 +83,12 @@ def _write_row(out: Any, writer: Any, fmt: str, row: dict[str, Any]) -> None:
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif fmt == "csv":
         conf = f"{row['confidence']:.6f}" if "confidence" in row else ""
-        extra = [amount["amount"], str(amount["needs_review"]).lower()] if amount else []
+        extra = [amount["value"] or "", amount["status"]] if amount else []
         writer.writerow([row["image"], row.get("text", ""), conf, row.get("error", "")] + extra)
     elif "error" in row:
         out.write(f"{row['image']}\terror: {row['error']}\n")
     else:
-        extra = f"\t{amount['amount'] or '-'}\t{'REVIEW' if amount['needs_review'] else 'ok'}" if amount else ""
+        extra = f"\t{amount['value'] or '-'}\t{amount['status']}" if amount else ""
         out.write(f"{row['image']}\t{row['text']}\t{row['confidence']:.4f}{extra}\n")
 
 
@@ -93,9 +100,13 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--json", action="store_true", help="same as --format jsonl: one JSON object per image")
     r.add_argument("--output", default=None, help="write results here instead of stdout")
     r.add_argument("--shard", default=None, help="i/n: read only items i, i+n, ... (fan out over n jobs)")
+    r.add_argument("--amount", action="store_true",
+                   help="add the cheque amount: written form, value, minor units, accept/review and reasons")
+    r.add_argument("--locale", default=DEFAULT_LOCALE, choices=sorted(LOCALES),
+                   help=f"how amounts are written (default {DEFAULT_LOCALE}: '.' groups thousands, ',' starts the cents)")
     r.add_argument("--max-error", type=float, default=None,
-                   help="add the cheque amount and needs_review at this error rate (calibrated models)")
-    r.add_argument("--decimals", type=int, default=0, help="digits after the decimal point in the formatted amount")
+                   help=f"the error rate the accept threshold is set for (calibrated models; implies --amount; default {DEFAULT_MAX_ERROR})")
+    r.add_argument("--decimals", type=int, default=None, help=argparse.SUPPRESS)  # gone: cents come from the separators
     r.add_argument("--draw", default=None, help="write a PNG of the boxes and digits (a folder for several images)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_args(r)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from strings.cli.common import add_train_args, print_json, train_with_args
@@ -17,15 +18,23 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    """Render a synthetic set or a realism sheet; the validation slice of the recipe (``--config``,
+    else the default recipe's) stays out of both, as it does in training-time synthesis."""
+    from strings.config import TrainConfig, load_train_file
     from strings.data import synth
+    from strings.data.sources import synth_exclusions
 
+    if not args.sheet and (not args.out or not args.n):
+        raise SystemExit("error: synth needs --n N --out DIR (or --sheet OUT.png)")
+    cfg = load_train_file(args.config) if args.config else TrainConfig()
+    exclude = set() if args.include_validation else synth_exclusions(cfg, args.data_root)
+    if exclude:
+        print(f"keeping the {len(exclude)} crops of the {cfg.validation} validation slice out", file=sys.stderr)
     if args.sheet:
-        synth.realism_sheet(args.sheet, data_root=args.data_root, seed=args.seed)
+        synth.realism_sheet(args.sheet, data_root=args.data_root, seed=args.seed, exclude=exclude)
         print(f"wrote {args.sheet}")
         return 0
-    if not args.out or not args.n:
-        raise SystemExit("error: synth needs --n N --out DIR (or --sheet OUT.png)")
-    gt = synth.write_synth(args.out, args.n, args.seed, data_root=args.data_root)
+    gt = synth.write_synth(args.out, args.n, args.seed, data_root=args.data_root, exclude=exclude)
     print(f"wrote {args.n} images and {gt}")
     return 0
 
@@ -81,6 +90,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--data-root", default=None)
     s.add_argument("--sheet", default=None, help="write a PNG of synthetic beside real samples")
+    s.add_argument("--config", default=None, help="recipe whose validation slice stays out (default: the default recipe's)")
+    s.add_argument("--include-validation", action="store_true",
+                   help="draw from the validation crops too (never for sets a model will be chosen on)")
     s.set_defaults(func=run_synth)
 
     c = sub.add_parser("calibrate", help="choose the string confidence on a validation split; write a calibrated copy")

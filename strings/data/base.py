@@ -23,8 +23,9 @@ class DatasetError(ValueError):
 @dataclass(frozen=True)
 class Sample:
     image: np.ndarray  # (H, W) uint8, dark ink on light paper
-    label: str
+    label: str  # the digits (the ORAND protocol: separators and cents marks not transcribed)
     name: str
+    written: str | None = None  # the label with the separators as written ("1.500,00"); None: unknown
 
 
 class ImageDataset(Sequence[Sample]):
@@ -48,9 +49,10 @@ class ImageDataset(Sequence[Sample]):
 class FileDataset(ImageDataset):
     """Images on disk, decoded lazily (a 5,000-image set costs a list of paths in memory)."""
 
-    def __init__(self, items: list[tuple[Path, str]], name: str) -> None:
+    def __init__(self, items: list[tuple[Path, str]], name: str, written: dict[str, str] | None = None) -> None:
         self.items = items
         self.name = name
+        self.written = written or {}  # file name -> the label as written, where a list gives it
 
     def __len__(self) -> int:
         return len(self.items)
@@ -60,7 +62,7 @@ class FileDataset(ImageDataset):
 
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         path, label = self.items[index]
-        return Sample(load_image(path), label, str(path))
+        return Sample(load_image(path), label, str(path), self.written.get(Path(path).name))
 
 
 class ArrayDataset(ImageDataset):

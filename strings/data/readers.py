@@ -8,7 +8,9 @@ import json
 import math
 import re
 import zlib
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,6 +38,18 @@ _CAR_PARTIAL_SPLITS = {"train": "train2017", "test": "val2017"}
 # A gzipped file that inflates past this is refused (a gzip bomb); MNIST's largest is 47 MB.
 MAX_DECOMPRESSED_BYTES = 1 << 30
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# Both separators count in a listed name on every system, so a list reads the same everywhere.
+_NAME_SEPARATORS = re.compile(r"[/\\]")
+# Where real copies of ORAND-CAR-2014 have been unpacked, relative to the root given: the data
+# root's own folder, the archive's name; each may hold ``CAR-A/`` or the subset's files flat.
+_ORAND_PARENTS = ("", "orand-car", "ORAND-CAR-2014", "orand-car/ORAND-CAR-2014")
+# CVL HDS: the parents real copies sit in, and each split's folder under the names it ships as
+# (``cvl-strings-train.zip`` unpacks to ``cvl-strings-train/train/``; folders are read recursively).
+_CVL_PARENTS = ("", "cvl-hds", "cvl-digits", "cvl")
+_CVL_FOLDERS = {"train": ("cvl-strings/train", "cvl-strings-train"), "test": ("cvl-strings-eval",)}
+# Archive debris skipped when scanning a folder: macOS resource forks (``__MACOSX/``, ``._x.png``)
+# and other hidden entries (any name starting with a dot).
+_SKIPPED_DIRS = frozenset({"__MACOSX"})
 
 
 def _need_dir(path: Path, what: str) -> Path:
@@ -84,13 +98,34 @@ def _gunzip(raw: bytes, path: Path, limit: int | None = None) -> bytes:
     return b"".join(out)
 
 
-def read_gt_list(gt_file: str | Path, charset: str = "0123456789") -> list[tuple[str, str]]:
-    """Parse ``<file name><space or tab><label>`` lines of a UTF-8 file; blank lines are skipped.
+class _GtLine(NamedTuple):
+    """One ``<file> <label>`` line, with its 1-based number so later checks can name it."""
 
-    Labels must use only ``charset``; a bad line (a non-UTF-8 byte, a missing label, a label
-    with other characters, a NUL in the name) is reported with its number.
+    line: int
+    name: str
+    label: str
+
+
+def _escape_reason(name: str) -> str | None:
+    """Why a listed name could reach outside the folder it is listed for, or None. Decided on the
+    text alone (POSIX and Windows syntax both), so ``read_gt_list`` refuses it too."""
+    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor:
+        return "an absolute path"
+    if ".." in _NAME_SEPARATORS.split(name):
+        return "a path with a '..' component"
+    return None
+
+
+def _parse_gt_lines(gt_file: Path, charset: str) -> list[_GtLine]:
+    """The one ``<file> <label>`` parser behind the list, ORAND-CAR and CAR-A-partial readers.
+
+    Real copies vary, so it takes a UTF-8 BOM, CRLF/CR/LF line ends, tabs or runs of spaces
+    between the fields, and blank lines anywhere. The label is the last field (so names may hold
+    spaces). Refused, naming the line: non-UTF-8 bytes, a missing label, a label outside
+    ``charset``, a NUL in the name, a name that would leave the images folder, and a name listed
+    again with another label (an identical repeat is a copy artefact and is kept once; names are
+    compared after dropping ``./`` and doubled slashes).
     """
-    gt_file = Path(gt_file)
     shown = display_name(gt_file)
     if not gt_file.is_file():
         raise DatasetError(f"ground-truth file not found: {shown}")
@@ -100,7 +135,8 @@ def read_gt_list(gt_file: str | Path, charset: str = "0123456789") -> list[tuple
     except UnicodeDecodeError as exc:
         no = raw[: exc.start].count(b"\n") + 1
         raise DatasetError(f"{shown}:{no}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
-    pairs = []
+    entries: list[_GtLine] = []
+    seen: dict[str, _GtLine] = {}
     for no, line in enumerate(_LINE_BREAK.split(text), 1):
         line = line.strip()
         if not line:
@@ -113,55 +149,142 @@ def read_gt_list(gt_file: str | Path, charset: str = "0123456789") -> list[tuple
             raise DatasetError(f"{shown}:{no}: label {label[:100]!r} has characters outside {charset!r}")
         if "\x00" in name:
             raise DatasetError(f"{shown}:{no}: file name {name[:200]!r} holds a NUL character")
-        pairs.append((name, label))
-    if not pairs:
+        reason = _escape_reason(name)
+        if reason:
+            raise DatasetError(f"{shown}:{no}: file name {name[:200]!r} is {reason}; names must stay inside the "
+                               "images folder")
+        entry = _GtLine(no, name, label)
+        first = seen.setdefault(str(PurePosixPath(name)), entry)
+        if first is entry:
+            entries.append(entry)
+        elif first.label != label:
+            raise DatasetError(f"{shown}:{no}: {name[:200]!r} is listed again with label {label[:100]!r}; "
+                               f"line {first.line} gave it {first.label[:100]!r}")
+    if not entries:
         raise DatasetError(f"{shown}: no samples listed")
-    return pairs
+    return entries
+
+
+def read_gt_list(gt_file: str | Path, charset: str = "0123456789") -> list[tuple[str, str]]:
+    """Parse ``<file name><space or tab><label>`` lines of a UTF-8 file; blank lines are skipped.
+
+    Labels must use only ``charset``; a bad line (a non-UTF-8 byte, a missing label, a label
+    with other characters, a NUL in the name, an absolute name or one with a ``..`` component,
+    a name listed twice with two labels) is reported with its number.
+    """
+    return [(entry.name, entry.label) for entry in _parse_gt_lines(Path(gt_file), charset)]
+
+
+def _case_match(path: Path, where: str, listings: dict[Path, dict[str, list[str]]]) -> Path | None:
+    """The one file beside ``path`` whose name differs from it only in letter case (archives
+    made on Windows often say ``.PNG`` where the list says ``.png``), or None. Each folder is
+    listed once; two case-only matches are ambiguous and refused."""
+    folder = path.parent
+    if folder not in listings:
+        index: dict[str, list[str]] = {}
+        try:
+            for entry in folder.iterdir():
+                if entry.is_file():
+                    index.setdefault(entry.name.casefold(), []).append(entry.name)
+        except OSError:
+            pass  # a folder that is missing or unreadable holds no match
+        listings[folder] = index
+    found = sorted(listings[folder].get(path.name.casefold(), []))
+    if len(found) > 1:
+        raise DatasetError(f"{where}: listed image {display_name(path)} is not there as written, and "
+                           f"{', '.join(display_name(n) for n in found)} differ from it only in letter case: ambiguous")
+    return folder / found[0] if found else None
+
+
+def _real_path(path: Path, where: str) -> Path:
+    """``path`` with every symlink followed, so containment is judged on where it really is."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, before Python 3.13
+        raise DatasetError(f"{where}: cannot resolve {display_name(path)} ({exc})") from None
 
 
 def read_list(gt_file: str | Path, images: str | Path, name: str | None = None, charset: str = "0123456789") -> FileDataset:
-    """Any folder of images with a ``<file> <label>`` list: the form users' own data comes in."""
+    """Any folder of images with a ``<file> <label>`` list: the form users' own data comes in.
+
+    A listed name must stay inside ``images``: absolute names and ``..`` are refused, and so is
+    a symlink (or a symlinked sub-folder) whose target lies outside the real images folder, so a
+    list cannot read files its folder does not hold. The folder itself may be a symlink.
+    """
     gt_file, images = Path(gt_file), Path(images)
     _need_dir(images, "image folder")
+    shown = display_name(gt_file)
+    inside = _real_path(images, shown)
+    listings: dict[Path, dict[str, list[str]]] = {}
     items = []
-    for fname, label in read_gt_list(gt_file, charset):
-        path = images / fname
+    for entry in _parse_gt_lines(gt_file, charset):
+        where = f"{shown}:{entry.line}"
+        path = images / entry.name
         if not path.is_file():
-            raise DatasetError(f"{display_name(gt_file)}: listed image not found: {display_name(path)}")
-        items.append((path, label))
+            path = _case_match(path, where, listings) or path
+        if not path.is_file():
+            raise DatasetError(f"{where}: listed image not found: {display_name(path)}")
+        real = _real_path(path, where)
+        if not real.is_relative_to(inside):
+            raise DatasetError(f"{where}: {display_name(path)} resolves to {display_name(real)}, outside the images "
+                               f"folder {display_name(inside)}")
+        items.append((path, entry.label))
     return FileDataset(items, name or gt_file.stem)
+
+
+def _one_folder(candidates: Sequence[Path], holds: Callable[[Path], bool], what: str) -> Path:
+    """The one candidate that ``holds`` the data. Real copies are unpacked under several names;
+    two different copies at once are refused rather than one picked silently (a link to the same
+    folder is one copy). The error names the first candidate as the expected place."""
+    found: dict[Path, Path] = {}
+    for cand in candidates:
+        if holds(cand):
+            found.setdefault(cand.resolve(), cand)
+    if len(found) > 1:
+        raise DatasetError(f"{what}: ambiguous, found in {' and '.join(display_name(p) for p in found.values())}; "
+                           "keep one")
+    if not found:
+        others = ", ".join(display_name(p) for p in candidates[1:])
+        raise DatasetError(f"{what}: folder not found: {display_name(candidates[0])}"
+                           + (f" (also looked for {others})" if others else ""))
+    return next(iter(found.values()))
 
 
 def read_orand_car(root: Path, subset: str, split: str) -> FileDataset:
     """ORAND-CAR-2014 official layout: ``CAR-A/a_train_images/``, ``CAR-A/a_train_gt.txt``...
 
-    ``root`` is the folder that holds ``CAR-A``/``CAR-B`` (``<data root>/orand-car`` or the data
-    root itself).
+    ``root`` is the folder that holds ``CAR-A``/``CAR-B`` (``<data root>/orand-car``, an unpacked
+    ``ORAND-CAR-2014/``, or the data root itself), or the subset's folder itself. Exactly one of
+    those places may hold this split's gt file or image folder.
     """
     s = subset.lower()
     if s not in ("a", "b") or split not in ("train", "test"):
         raise DatasetError(f"ORAND-CAR: subset must be a or b and split train or test, got {subset!r}/{split!r}")
-    base = root / f"CAR-{s.upper()}"
-    if not base.is_dir() and (root / "orand-car" / f"CAR-{s.upper()}").is_dir():
-        base = root / "orand-car" / f"CAR-{s.upper()}"
-    _need_dir(base, f"ORAND-CAR CAR-{s.upper()}")
-    return read_list(base / f"{s}_{split}_gt.txt", base / f"{s}_{split}_images", name=f"car-{s}-{split}")
+    car, gt, images = f"CAR-{s.upper()}", f"{s}_{split}_gt.txt", f"{s}_{split}_images"
+    candidates = [folder for parent in _ORAND_PARENTS for folder in (root / parent / car, root / parent)]
+    base = _one_folder(candidates, lambda d: (d / gt).is_file() or (d / images).is_dir(), f"ORAND-CAR {car} {split}")
+    return read_list(base / gt, base / images, name=f"car-{s}-{split}")
 
 
 _CVL_NAME = re.compile(r"^(?P<label>[0-9]+)-(?P<writer>[0-9]+)-(?P<n>[0-9]+)\.png$", re.IGNORECASE)
 
 
+def _skipped(path: Path, folder: Path) -> bool:
+    """Archive debris under ``folder``: hidden entries and macOS resource forks."""
+    return any(part.startswith(".") or part in _SKIPPED_DIRS for part in path.relative_to(folder).parts)
+
+
 def read_cvl(root: Path, split: str) -> FileDataset:
-    """CVL HDS: ``cvl-strings/train/`` (train) and ``cvl-strings-eval/`` (test); the label is the
-    first field of ``<digits>-<writer>-<n>.png``."""
-    if split not in ("train", "test"):
+    """CVL HDS: ``cvl-strings/train/`` or ``cvl-strings-train/`` (train) and ``cvl-strings-eval/``
+    (test), directly in ``root`` or in its ``cvl-hds/``, ``cvl-digits/`` or ``cvl/``; read
+    recursively. The label is the first field of ``<digits>-<writer>-<n>.png`` (any case)."""
+    if split not in _CVL_FOLDERS:
         raise DatasetError(f"CVL: split must be train or test, got {split!r}")
-    base = root / "cvl-hds" if (root / "cvl-hds").is_dir() else root
-    folder = base / "cvl-strings" / "train" if split == "train" else base / "cvl-strings-eval"
-    _need_dir(folder, f"CVL HDS {split}")
+    candidates = [root / parent / sub for parent in _CVL_PARENTS for sub in _CVL_FOLDERS[split]]
+    folder = _one_folder(candidates, Path.is_dir, f"CVL HDS {split}")
     items = []
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() != ".png":
+        if path.suffix.lower() != ".png" or _skipped(path, folder) or not path.is_file():
             continue
         m = _CVL_NAME.match(path.name)
         if not m:
@@ -185,7 +308,42 @@ def read_car_partial(root: Path, split: str) -> FileDataset:
         raise DatasetError(f"car-a-partial: split must be train or test, got {split!r}")
     base = _car_partial_dir(root)
     sub = _CAR_PARTIAL_SPLITS[split]
-    return read_list(base / f"{sub}_gt.txt", base / sub, name=f"car-a-partial-{split}")
+    ds = read_list(base / f"{sub}_gt.txt", base / sub, name=f"car-a-partial-{split}")
+    ds.written = read_written_amounts(base / f"amounts_{sub}.tsv", ds)
+    return ds
+
+
+def read_written_amounts(path: Path, ds: FileDataset) -> dict[str, str]:
+    """The amounts as written (``amounts_<split>.tsv``: ``file digits written value source note``),
+    file name -> written form, for the rows that have one (checked ``verified`` or ``silver``).
+    A row whose digits disagree with the dataset's label, or a file the dataset lacks, is an
+    error naming the line; no file at all is an empty map (older copies of the subset)."""
+    if not path.is_file():
+        return {}
+    labels = {Path(p).name: label for p, label in ds.items}
+    out: dict[str, str] = {}
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split("\t") if lines else []
+    need = ("file", "digits", "written")
+    if any(k not in header for k in need):
+        raise DatasetError(f"{display_name(path)}:1: header must name {', '.join(need)}, got {header}")
+    col = {k: header.index(k) for k in need}
+    for no, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < len(header):
+            fields += [""] * (len(header) - len(fields))
+        name, digits, written = (fields[col[k]].strip() for k in need)
+        if name not in labels:
+            raise DatasetError(f"{display_name(path)}:{no}: {name!r} is not in the {ds.name} list")
+        if digits != labels[name]:
+            raise DatasetError(f"{display_name(path)}:{no}: digits {digits!r} disagree with the label {labels[name]!r}")
+        if written:
+            if "".join(c for c in written if c.isdigit()) != digits:
+                raise DatasetError(f"{display_name(path)}:{no}: written {written!r} does not hold the digits {digits!r}")
+            out[name] = written
+    return out
 
 
 def read_car_partial_boxes(root: Path, split: str) -> dict[str, list[tuple[str, tuple[int, int, int, int]]]]:

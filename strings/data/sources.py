@@ -16,16 +16,18 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from strings.alphabet import SCRIPT_DIGITS
-from strings.config import TrainConfig, split_seed
-from strings.data.base import ImageDataset, resolve_data_root
+from strings.alphabet import AMOUNT_MARKS, SCRIPT_DIGITS
+from strings.config import MODEL_CONFIGS, TrainConfig, split_seed
+from strings.data.base import DatasetError, ImageDataset, resolve_data_root
 from strings.data.catalog import open_dataset, split_train_val
 from strings.data.synth.compose import SynthStrings
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
 from strings.data.synth.scripts import script_glyph_bank
 
-__all__ = ["TrainingData", "build_sources", "held_out_names", "training_data", "validation_split"]
+__all__ = [
+    "TrainingData", "build_sources", "held_out_names", "synth_exclusions", "training_data", "validation_split",
+]
 
 
 def validation_split(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> tuple[ImageDataset, ImageDataset]:
@@ -43,6 +45,19 @@ def held_out_names(val: ImageDataset) -> set[str]:
     if items is None or indices is None:
         raise ValueError(f"cannot name the files of validation set {val.name!r}, so cannot keep them out of synthetic data")
     return {Path(items[i][0]).name for i in indices}
+
+
+def synth_exclusions(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> set[str]:
+    """The real crops a synthetic set made for ``cfg`` must not draw glyphs or paper from: the
+    files of its validation slice (none when it validates on another dataset, or when the
+    dataset is not under the data root, so that the generator cannot draw from it either)."""
+    if cfg.validation != "car-a-partial":
+        return set()
+    try:
+        _, val = validation_split(cfg, data_root)
+    except DatasetError:
+        return set()
+    return held_out_names(val)
 
 
 def build_sources(
@@ -64,6 +79,7 @@ def build_sources(
                 n=cfg.synth_pool,
                 seed=cfg.seed,
                 charset=SCRIPT_DIGITS[cfg.script],
+                transcribe_marks=any(c in AMOUNT_MARKS for c in MODEL_CONFIGS[cfg.model][0].alphabet),
             )
         elif src.dataset == cfg.validation and src.split == "train":
             ds = fit

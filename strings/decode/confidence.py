@@ -4,10 +4,11 @@ the decoded reading (the calibration in strings.read.calibration chooses among t
 - ``path``: probability of the single best frame path (blanks included);
 - ``posterior``: probability of the decoded *string*, summed over every frame path that spells
   it (``exp(-CTC loss)``), so a digit spread over several frames is not penalised;
-- ``min_char`` / ``mean_char``: the lowest / mean digit confidence (1 for an empty reading);
+- ``min_char`` / ``mean_char``: the lowest / mean digit confidence;
 - ``margin``: the decoded string's posterior minus that of the best other string from a
   two-best beam search: low when the network hesitates between two readings.
-Each measure is computed on log-probabilities at temperature ``T`` (logits / T).
+Each measure is computed on log-probabilities at temperature ``T`` (logits / T). Under every
+measure an empty reading has confidence ``EMPTY_CONFIDENCE`` (0; see strings.decode.ctc).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from strings.alphabet import Alphabet
-from strings.decode.ctc import BeamSearchDecoder, Decoded
+from strings.decode.ctc import EMPTY_CONFIDENCE, BeamSearchDecoder, Decoded
 
 __all__ = ["MARGIN_BEAM", "MEASURES", "measure_values", "string_posteriors"]
 
@@ -46,14 +47,22 @@ def string_posteriors(log_probs: Tensor, lengths: Tensor, labels: Sequence[Seque
 def measure_values(
     measure: str, log_probs: Tensor, lengths: Tensor, decoded: Sequence[Decoded], alphabet: Alphabet
 ) -> list[float]:
-    """The confidence ``measure`` of each decoded reading, from the log-probs it was read from."""
+    """The confidence ``measure`` of each decoded reading, from the log-probs it was read from
+    (``EMPTY_CONFIDENCE`` for an empty reading)."""
+    values = _measure(measure, log_probs, lengths, decoded, alphabet)
+    return [v if d.text else EMPTY_CONFIDENCE for v, d in zip(values, decoded)]
+
+
+def _measure(
+    measure: str, log_probs: Tensor, lengths: Tensor, decoded: Sequence[Decoded], alphabet: Alphabet
+) -> list[float]:
     if measure == "path":
         lp = log_probs.detach().cpu().double()
         best = lp.max(dim=-1).values  # (B, T)
         return [float(best[b, : int(lengths[b])].sum().exp()) for b in range(lp.shape[0])]
     if measure in ("min_char", "mean_char"):
         agg = min if measure == "min_char" else (lambda xs: sum(xs) / len(xs))
-        return [float(agg(d.char_confidences)) if d.char_confidences else 1.0 for d in decoded]
+        return [float(agg(d.char_confidences)) if d.char_confidences else EMPTY_CONFIDENCE for d in decoded]
     labels = [alphabet.encode(d.text) for d in decoded]
     post = string_posteriors(log_probs, lengths, labels)
     if measure == "posterior":

@@ -5,9 +5,12 @@ Confidence, defined once for the whole project:
   of the span that emits it;
 - a string's confidence, as decoded here, is the probability of the single best frame path
   (the product over all frames, blanks included, of the winning class probability); for beam
-  search it is ``exp(score)`` of the hypothesis. An empty reading has the blank path's
-  probability. A calibrated model replaces it with the measure its calibration chose
-  (``strings.read.calibration``; the bundled model: the minimum digit confidence at T = 1.26).
+  search it is ``exp(score)`` of the hypothesis. A calibrated model replaces it with the
+  measure its calibration chose (``strings.decode.confidence``, ``strings.read.calibration``;
+  which one a model file uses is in its metadata: ``strings models``);
+- an empty reading has confidence ``EMPTY_CONFIDENCE`` (0) under every measure: a blank field,
+  flat paper and noise all decode to nothing with a near-certain blank path, and a reader that
+  ranks by confidence must never accept "nothing read" before a real reading.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from strings.alphabet import BLANK, Alphabet
 if TYPE_CHECKING:
     from strings.decode.amount_lm import AmountNgram
 
-__all__ = ["Decoded", "align_spans", "greedy_decode", "BeamSearchDecoder"]
+__all__ = ["EMPTY_CONFIDENCE", "Decoded", "align_spans", "greedy_decode", "BeamSearchDecoder"]
+
+EMPTY_CONFIDENCE = 0.0  # the confidence of an empty reading, whatever the measure (see above)
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor, alphabet: Alphabet) -> lis
                 spans[-1] = (spans[-1][0], t + 1)
             prev = k
         char_conf = tuple(float(probs[b, s:e, k].max()) for k, (s, e) in zip(chars, spans))
-        results.append(Decoded(alphabet.decode(chars), conf, char_conf, tuple(spans)))
+        results.append(Decoded(alphabet.decode(chars), conf if chars else EMPTY_CONFIDENCE, char_conf, tuple(spans)))
     return results
 
 
@@ -132,6 +137,7 @@ class BeamSearchDecoder:
                 chars = [k for k in h.tokens.tolist() if k != BLANK]
                 spans = align_spans(lp[b, :t_len], chars)
                 char_conf = tuple(float(probs[b, s:e, k].max()) for k, (s, e) in zip(chars, spans))
-                readings.append(Decoded(self.alphabet.decode(chars), min(1.0, math.exp(h.score)), char_conf, spans))
+                conf = min(1.0, math.exp(h.score)) if chars else EMPTY_CONFIDENCE
+                readings.append(Decoded(self.alphabet.decode(chars), conf, char_conf, spans))
             out.append(readings)
         return out

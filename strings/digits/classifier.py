@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from strings.alphabet import script_of
-from strings.models.checkpoint import CheckpointError, atomic_write, read_metadata, sha256_file
+from strings.models.checkpoint import CheckpointError, atomic_write, checked_build, read_metadata, sha256_file
 from strings.config import DigitNetConfig, DigitPreprocessConfig, from_dict, to_dict
 from strings.digits.svm import SVMHead, load_svm
 from strings.models import DigitNet, create_digit_model
@@ -318,15 +318,9 @@ def load_digit_model(
         raise CheckpointError(msg) from None
     if cfg.symbols != meta["symbols"] or meta["size"] != pre.size:
         raise CheckpointError(f"{path}: metadata disagrees with itself (symbols or canvas size)")
-    try:
-        model = create_digit_model(model_cfg=cfg, size=pre.size)
-    except (RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: metadata describes a network that cannot be built ({exc})") from None
+    model = checked_build(path, lambda: create_digit_model(model_cfg=cfg, size=pre.size))
     tensors = load_file(str(path))
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    expected = model.state_dict()
-    if set(weights) != set(expected) or any(v.shape != expected[k].shape for k, v in weights.items()):
-        raise CheckpointError(f"{path}: weights do not match the network its metadata describes")
     model.load_state_dict(weights)
     model.eval()
     return model, pre, meta, {k: v for k, v in tensors.items() if not k.startswith("model.")}

@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -22,11 +23,19 @@ from safetensors.torch import load_file, save_file
 from strings.config import ModelConfig, PreprocessConfig, from_dict, to_dict
 from strings.models import DenseNetCTC, create_model
 
-__all__ = ["FORMAT", "CheckpointError", "atomic_write", "save_model", "load_model", "read_metadata", "sha256_file"]
+__all__ = [
+    "FORMAT", "MAX_PARAMETERS", "CheckpointError", "atomic_write", "checked_build", "load_model", "read_metadata",
+    "save_model", "sha256_file",
+]
 
 FORMAT = "strings.densenet_ctc/1"
 MAX_HEIGHT = 256  # input height bound for untrusted metadata
 META_KEY = "strings"
+# Largest network a model file may describe: 50x the biggest named config (densenet_ctc_base,
+# about 1 M), 200 MB of float32. Metadata is untrusted; the config bounds alone allow ~1e11.
+MAX_PARAMETERS = 50_000_000
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 class CheckpointError(ValueError):
@@ -129,21 +138,47 @@ def load_model(path: str | os.PathLike) -> tuple[DenseNetCTC, PreprocessConfig, 
         raise CheckpointError(f"{path}: alphabet {meta['alphabet']!r} disagrees with the model config's {model_cfg.alphabet!r}")
     if not isinstance(meta["height"], int) or not 8 <= meta["height"] <= MAX_HEIGHT or meta["height"] != pre.height:
         raise CheckpointError(f"{path}: model height {meta['height']!r} is not an integer in 8..{MAX_HEIGHT} equal to the preprocessing height {pre.height}")
-    try:
-        model = create_model(model_cfg=model_cfg, height=meta["height"])
-    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
-        raise CheckpointError(f"{path}: metadata describes a network that cannot be built ({exc})") from None
+    model = checked_build(path, lambda: create_model(model_cfg=model_cfg, height=meta["height"]))
     tensors = load_file(str(path))
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match the metadata's model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    for k, v in weights.items():
-        if v.shape != expected[k].shape:
-            raise CheckpointError(f"{path}: weight {k} has shape {tuple(v.shape)}, the metadata's model needs {tuple(expected[k].shape)}")
     model.load_state_dict(weights)
     model.eval()
     others = {k: v for k, v in tensors.items() if not k.startswith("model.")}
     return model, pre, meta, others
+
+
+def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every ``model.*`` tensor, from the safetensors header alone (nothing loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return {k[len("model.") :]: tuple(fh.get_slice(k).get_shape()) for k in fh.keys() if k.startswith("model.")}
+
+
+def checked_build(path: str | os.PathLike, build: Callable[[], M]) -> M:
+    """Build the network a file's metadata describes only once it is known to be small enough
+    and to match the file's weights: ``build`` runs first on the meta device (no memory), its
+    parameter count is held against ``MAX_PARAMETERS`` and its state's shapes against the
+    file's header, and only then for real. Every refusal is a ``CheckpointError``."""
+    path = Path(path)
+    try:
+        with torch.device("meta"):
+            skeleton = build()
+    except (RuntimeError, ValueError, ZeroDivisionError) as exc:
+        raise CheckpointError(f"{path}: metadata describes a network that cannot be built ({exc})") from None
+    n_params = sum(p.numel() for p in skeleton.parameters())
+    if n_params > MAX_PARAMETERS:
+        raise CheckpointError(
+            f"{path}: metadata describes a network of {n_params:,} parameters, over the limit of {MAX_PARAMETERS:,}"
+        )
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    found = _weight_shapes(path)
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the metadata's model (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+    for k, shape in found.items():
+        if shape != expected[k]:
+            raise CheckpointError(f"{path}: weight {k} has shape {shape}, the metadata's model needs {expected[k]}")
+    return build()

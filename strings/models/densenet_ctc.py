@@ -6,6 +6,7 @@ follows from the width alone (``output_lengths``), so batches of padded images d
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -100,6 +101,26 @@ class DenseNetCTC(nn.Module):
             nn.Dropout(cfg.dropout),
         )
         self.head = nn.Conv1d(cfg.hidden, self.num_classes, 1)
+
+    def load_grown(self, other: DenseNetCTC) -> bool:
+        """Take ``other``'s weights when this network is ``other`` with symbols appended to its
+        alphabet (a digits model growing the amount marks): everything is copied, the head's
+        rows of the old classes too; the new rows keep their initial weights and start with the
+        lowest old bias, so the new symbols begin improbable. False (nothing copied) otherwise."""
+        old, new = other.cfg.alphabet, self.cfg.alphabet
+        if not (new.startswith(old) and len(new) > len(old)) or other.height != self.height:
+            return False
+        if dataclasses.replace(other.cfg, alphabet=new) != self.cfg:
+            return False
+        state = self.state_dict()
+        for k, v in other.state_dict().items():
+            if k.startswith("head."):
+                state[k][: v.shape[0]] = v  # (C_old, ...) rows of the (C_new, ...) head
+            else:
+                state[k] = v
+        state["head.bias"][other.num_classes :] = other.head.bias.detach().min()
+        self.load_state_dict(state)
+        return True
 
     def output_lengths(self, widths: Tensor) -> Tensor:
         """Frames produced for images of these widths (the pools use ceil mode)."""

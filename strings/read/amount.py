@@ -1,16 +1,184 @@
-"""Cheque amounts: a reading turned into an amount and a decision to accept it or send it to a person.
+"""Cheque amounts: a reading turned into a value and a decision to accept it or send it to a person.
 
-The decision uses the model's calibration (``strings calibrate``): a reading is accepted only
-if its confidence clears the threshold that kept the validation error rate at or below
-``max_error``, and only if it looks like an amount at all (digits, no leading zero).
+Two steps, kept apart so each can be tested on its own:
+- :func:`parse_amount` reads a written amount (digits and the separators between them, as the
+  writer put them: ``1.500,00``, ``10,00``, ``20.000``, ``38.117.-``) under a locale's
+  convention and returns its value in two decimals, with every reason to doubt it;
+- :func:`decide` adds the model's confidence against the threshold its calibration set for a
+  target error rate (``strings calibrate``), and says ``accept`` or ``review``.
+
+A reading's value is trusted only when the separators were read: a model whose alphabet has
+no separator cannot tell ``10,00`` (ten) from ``1000`` (a thousand), so every amount it reads
+goes to review with that reason, instead of being guessed into a 100x error.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["AmountReading", "format_amount", "review_reasons"]
+__all__ = [
+    "DEFAULT_LOCALE", "LOCALES", "SEPARATORS", "Amount", "AmountReading", "Convention", "ParsedAmount", "decide",
+    "format_amount", "parse_amount", "review_reasons",
+]
+
+SEPARATORS = ".,"  # the marks a writer puts between digits
+ZERO_CENTS = "-"  # "38.117.-": a dash after the last separator stands for zero cents
+CENTS = 2  # decimal places of every value (minor units per unit: 10 ** CENTS)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How a locale writes amounts: the mark that groups thousands and the decimal mark."""
+
+    thousands: str
+    decimal: str
+
+
+# The cheques of ORAND-CAR (and this subset) group thousands with "." and write cents after ",".
+LOCALES: dict[str, Convention] = {
+    "es-UY": Convention(thousands=".", decimal=","),
+    "pt-BR": Convention(thousands=".", decimal=","),
+    "en-US": Convention(thousands=",", decimal="."),
+}
+DEFAULT_LOCALE = "es-UY"
+
+# Reasons, worded once (tests and clients match on them).
+NOTHING_READ = "nothing read"
+NOT_AN_AMOUNT = "not an amount: characters other than digits and separators"
+LEADING_ZERO = "leading zero"
+IMPOSSIBLE_GROUPING = "impossible grouping"
+AMBIGUOUS_DECIMAL = "ambiguous decimal mark"
+NO_SEPARATORS = "this model reads no separators, so where the cents begin is unknown"
+LOW_CONFIDENCE = "low confidence"
+
+
+@dataclass(frozen=True)
+class ParsedAmount:
+    """A written amount read under a convention: its value (None when there is none) and doubts."""
+
+    written: str
+    digits: str
+    value: Decimal | None
+    reasons: tuple[str, ...]
+
+    @property
+    def minor_units(self) -> int | None:
+        return None if self.value is None else int(self.value.scaleb(CENTS))
+
+
+def _grouped(part: str, mark: str) -> bool:
+    """Whether ``part`` groups thousands properly with ``mark``: 1-3 digits, then groups of 3."""
+    groups = part.split(mark)
+    return 1 <= len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]) and all(g.isdigit() for g in groups)
+
+
+def parse_amount(written: str, locale: str = DEFAULT_LOCALE) -> ParsedAmount:
+    """The value of an amount as written, under ``locale``'s convention, with the reasons it is
+    doubtful (an empty tuple: a clean amount).
+
+    Example:
+        >>> parse_amount("1.500,00").value, parse_amount("10,00").value, parse_amount("38.117.-").value
+        (Decimal('1500.00'), Decimal('10.00'), Decimal('38117.00'))
+        >>> parse_amount("5,155").reasons
+        ('ambiguous decimal mark',)
+    """
+    if locale not in LOCALES:
+        raise ValueError(f"unknown locale {locale!r}; known: {', '.join(LOCALES)}")
+    conv = LOCALES[locale]
+    text = written.strip()
+    digits = "".join(c for c in text if c.isdigit())
+    if not digits:
+        return ParsedAmount(written, "", None, (NOTHING_READ,))
+    if any(not (c.isdigit() or c in SEPARATORS or c == ZERO_CENTS) for c in text):
+        return ParsedAmount(written, digits, None, (NOT_AN_AMOUNT,))
+    reasons: list[str] = []
+    whole, cents = text, ""
+    if text.endswith(ZERO_CENTS) and len(text) >= 2 and text[-2] in SEPARATORS and ZERO_CENTS not in text[:-1]:
+        whole, cents = text[:-2], "0" * CENTS  # "38.117.-"
+    elif ZERO_CENTS in text:
+        return ParsedAmount(written, digits, None, (NOT_AN_AMOUNT,))
+    else:
+        last = max(text.rfind(s) for s in SEPARATORS)
+        tail = text[last + 1 :] if last >= 0 else ""
+        if last >= 0 and 1 <= len(tail) <= CENTS and tail.isdigit():
+            # a mark before one or two final digits can only start the cents, whichever mark it is
+            whole, cents = text[:last], tail.ljust(CENTS, "0")
+            if text[last] != conv.decimal:
+                reasons.append(AMBIGUOUS_DECIMAL)
+        elif last >= 0 and text[last] == conv.decimal and len(tail) == 3 and conv.decimal not in text[:last]:
+            # "5,155": a decimal mark before three digits; read as thousands, as a clerk would
+            whole = text[:last] + conv.thousands + tail
+            reasons.append(AMBIGUOUS_DECIMAL)
+    if whole and whole[0] in SEPARATORS or whole.endswith(tuple(SEPARATORS)):
+        reasons.append(IMPOSSIBLE_GROUPING)
+    marks = {c for c in whole if c in SEPARATORS}
+    if marks:
+        if marks != {conv.thousands} or not _grouped(whole, conv.thousands):
+            reasons.append(IMPOSSIBLE_GROUPING)
+    integer = "".join(c for c in whole if c.isdigit()) or "0"
+    if len(integer) > 1 and integer[0] == "0":
+        reasons.append(LEADING_ZERO)
+    value = Decimal(f"{int(integer)}.{cents or '0' * CENTS}")
+    return ParsedAmount(written, digits, value, tuple(dict.fromkeys(reasons)))
+
+
+@dataclass(frozen=True)
+class Amount:
+    """A courtesy amount: as read, its digits (the ORAND protocol string), its value and minor
+    units, the convention used, and the decision with its reasons.
+
+    ``value`` is a ``Decimal`` with two places (a string ``"1500.00"`` in ``to_dict``). A value
+    is returned even under ``review``, for the person who checks it; ``None`` only when there is
+    no number at all."""
+
+    written: str
+    digits: str
+    value: Decimal | None
+    minor_units: int | None
+    locale: str
+    thousands: str
+    decimal: str
+    status: str  # "accept" | "review"
+    reasons: tuple[str, ...]
+    confidence: float
+    threshold: float  # inf: no confidence reached max_error on validation, so every amount is reviewed
+    max_error: float
+
+    @property
+    def needs_review(self) -> bool:
+        return self.status != "accept"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["value"] = None if self.value is None else str(self.value)
+        d["reasons"] = list(self.reasons)
+        d["threshold"] = None if self.threshold == float("inf") else self.threshold
+        d["needs_review"] = self.needs_review
+        return d
+
+
+def decide(
+    written: str, confidence: float, threshold: float, max_error: float, locale: str = DEFAULT_LOCALE,
+    reads_separators: bool = True,
+) -> Amount:
+    """The amount of one reading and whether to accept it: every doubt of ``parse_amount``, a
+    model blind to separators, and a confidence under ``threshold`` each send it to review."""
+    parsed = parse_amount(written, locale)
+    reasons = list(parsed.reasons)
+    if parsed.value is not None and not reads_separators:
+        reasons.append(NO_SEPARATORS)
+    if confidence < threshold:
+        reasons.append(LOW_CONFIDENCE)
+    conv = LOCALES[locale]
+    return Amount(
+        written, parsed.digits, parsed.value, parsed.minor_units, locale, conv.thousands, conv.decimal,
+        "review" if reasons else "accept", tuple(reasons), confidence, threshold, max_error,
+    )
+
+
+# ----------------------------------------------------------------------------- digits-only amounts
 
 
 def format_amount(digits: str, decimals: int = 0, thousands: str = ",", point: str = ".") -> str:
@@ -32,7 +200,7 @@ def format_amount(digits: str, decimals: int = 0, thousands: str = ",", point: s
 
 
 def review_reasons(text: str, confidence: float, threshold: float) -> list[str]:
-    """Why a reading cannot be accepted without a person (empty list: accept)."""
+    """Why a digits-only reading cannot be accepted without a person (empty list: accept)."""
     reasons = []
     if not text:
         reasons.append("no digits read")
@@ -47,7 +215,8 @@ def review_reasons(text: str, confidence: float, threshold: float) -> list[str]:
 
 @dataclass(frozen=True)
 class AmountReading:
-    """A courtesy amount: the digits read, the formatted amount, and whether a person must look."""
+    """The digits-only view of an amount (``Recognizer.amount``): the digits read, the formatted
+    amount, and whether a person must look. ``Recognizer.read_amount`` gives the full ``Amount``."""
 
     digits: str
     amount: str

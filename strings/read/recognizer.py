@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from strings.alphabet import Alphabet
+from strings.alphabet import AMOUNT_MARKS, Alphabet
 from strings.read.backends import Backend, make_backend
 from strings.read.batching import width_batches
-from strings.read.amount import AmountReading, format_amount, review_reasons
+from strings.read.amount import DEFAULT_LOCALE, SEPARATORS, Amount, AmountReading, decide, format_amount, review_reasons
 from strings.read.boxes import digit_boxes
 from strings.read.calibration import Calibration, measure_values
 from strings.models.checkpoint import CheckpointError, load_model, sha256_file
@@ -35,7 +35,7 @@ from strings.models import DenseNetCTC
 from strings.image import ImageInput, InvalidImageError, collate_images, load_image, prepare
 
 __all__ = [
-    "AmountReading", "bundled_models", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
+    "Amount", "AmountReading", "bundled_models", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # strings/weights
@@ -65,10 +65,11 @@ class DigitReading:
 class Reading:
     """What the recognizer read in one image (confidences as defined in strings.decode.ctc)."""
 
-    text: str
+    text: str  # the digits read (the ORAND protocol string)
     confidence: float
     digits: tuple[DigitReading, ...]
     source: str = ""
+    written: str = ""  # as written, with the separators an amount model reads ("1.500,00"); else the digits
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -190,8 +191,9 @@ class Recognizer:
             (bx0 + x0, by0 + y0, bx1 + x0, by1 + y0)
             for bx0, by0, bx1, by1 in digit_boxes(ink, dec.spans, self.model.stride, (y1 - y0, x1 - x0))
         ]
-        digits = tuple(DigitReading(ch, conf, box) for ch, conf, box in zip(dec.text, dec.char_confidences, boxes))
-        return Reading(dec.text, dec.confidence, digits, source)
+        symbols = zip(dec.text, dec.char_confidences, boxes)
+        digits = tuple(DigitReading(ch, conf, box) for ch, conf, box in symbols if ch not in AMOUNT_MARKS)
+        return Reading("".join(d.char for d in digits), dec.confidence, digits, source, dec.text)
 
     def recognize(self, image: ImageInput) -> Reading:
         """Read one image: a path, a numpy array (grey or 3-channel) or a PIL image."""
@@ -238,9 +240,26 @@ class Recognizer:
         amount = format_amount(reading.text, decimals) if reading.text.isdigit() else ""
         return AmountReading(reading.text, amount, reading.confidence, bool(reasons), tuple(reasons), max_error, threshold)
 
-    def read_amount(self, image: ImageInput, max_error: float = 0.01, decimals: int = 0) -> AmountReading:
-        """Read one cheque's courtesy amount; see ``amount``."""
-        return self.amount(self.recognize(image), max_error, decimals)
+    @property
+    def reads_separators(self) -> bool:
+        """Whether the model's alphabet has the marks written between digits (``.`` ``,``)."""
+        return any(c in SEPARATORS for c in self.alphabet.symbols)
+
+    def amount_of(self, reading: Reading, max_error: float = 0.01, *, locale: str = DEFAULT_LOCALE) -> Amount:
+        """A reading as a cheque amount: its value under ``locale`` and ``accept`` or ``review``
+        at the threshold that kept the validation error at ``max_error`` (strings.read.amount)."""
+        written = reading.written or reading.text
+        return decide(written, reading.confidence, self.threshold(max_error), max_error, locale, self.reads_separators)
+
+    def read_amount(self, image: ImageInput, max_error: float = 0.01, *, locale: str = DEFAULT_LOCALE) -> Amount:
+        """Read one cheque's courtesy amount; see ``amount_of``.
+
+        Example:
+            >>> a = strings.load().read_amount("cheque.png", locale="es-UY")  # doctest: +SKIP
+            >>> a.written, a.value, a.minor_units, a.status  # doctest: +SKIP
+            ('1.500,00', Decimal('1500.00'), 150000, 'accept')
+        """
+        return self.amount_of(self.recognize(image), max_error, locale=locale)
 
     # recognize_many reads its items in chunks: at most this many items, or this many pixels
     # of decoded images, are held at once (the widths of a chunk are sorted to limit padding).

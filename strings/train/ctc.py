@@ -14,24 +14,25 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from strings.alphabet import SCRIPT_DIGITS, Alphabet
+from strings.alphabet import AMOUNT_MARKS, BLANK, SCRIPT_DIGITS, Alphabet
 from strings.config import MODEL_CONFIGS, TrainConfig
 from strings.data.base import ImageDataset
 from strings.image import collate_images, prepare
 from strings.models import DenseNetCTC, create_model
 from strings.models.checkpoint import load_model, save_model
+from strings.read.amount import parse_amount
 from strings.read.recognizer import Recognizer
 from strings.train.evaluate import evaluate
 from strings.train.tasks import register_task
 
-__all__ = ["CTC_KERNELS", "CTCTask", "TrainStrings", "collate_train", "ctc_loss", "cudnn_ctc_eligible"]
+__all__ = ["CTC_KERNELS", "CTCTask", "TrainStrings", "collate_train", "ctc_loss", "cudnn_ctc_eligible", "merge_marks"]
 
 
 CTC_KERNELS = ("native", "cudnn")
 
 
 def ctc_loss(
-    log_probs: Tensor, targets: Tensor, target_lengths: Tensor, kernel: str = "native"
+    log_probs: Tensor, targets: Tensor, target_lengths: Tensor, kernel: str = "native", input_lengths: Tensor | None = None,
 ) -> tuple[Tensor, int]:
     """Mean per-symbol CTC loss over a batch, and the number of items whose loss was infinite
     (zeroed, so they add no gradient).
@@ -46,14 +47,20 @@ def ctc_loss(
             9.19, H100: off by more than the gradient itself, and a model trained with it does
             not learn; ``benchmarks/gpu.py``), so it is kept only for that check. The CPU has
             one kernel and ignores this.
-    Every input length is the full T: the right padding of a batch is blank paper, which the
-    model must read as blank anyway.
+        input_lengths: (B,) valid frames per item (``model.output_lengths(widths)``), the same
+            count decoding reads; None means every item fills all T frames. Frames of the right
+            padding then take no part in the loss, as they take none in decoding (cuDNN's kernel
+            needs equal lengths, so it is eligible only when they are all T).
     """
     if kernel not in CTC_KERNELS:
         raise ValueError(f"unknown CTC kernel {kernel!r}; choose from {', '.join(CTC_KERNELS)}")
     lp = log_probs.float().transpose(0, 1)  # (T, B, C)
     t, b, _ = lp.shape
-    input_lengths = torch.full((b,), t, dtype=torch.int32)
+    if input_lengths is None:
+        input_lengths = torch.full((b,), t, dtype=torch.int32)
+    elif input_lengths.shape != (b,) or int(input_lengths.max()) > t or int(input_lengths.min()) < 1:
+        raise ValueError(f"input_lengths must be (B,) = ({b},) frame counts in 1..{t}, got {input_lengths.tolist()}")
+    input_lengths = input_lengths.to(torch.int32)
     if lp.is_cuda and kernel == "native":
         targets, target_lengths = targets.to(lp.device, torch.long), target_lengths.to(lp.device, torch.long)
         input_lengths = input_lengths.to(lp.device, torch.long)
@@ -81,13 +88,19 @@ def cudnn_ctc_eligible(log_probs: Tensor, targets: Tensor, target_lengths: Tenso
 
 
 class TrainStrings(Dataset):
-    """Training view over several sources: augment, normalise, widen to the CTC minimum."""
+    """Training view over several sources: augment, normalise, widen to the CTC minimum.
+
+    For a model that reads amount marks (``AMOUNT_MARKS`` in its alphabet) the target is the
+    written form where a sample has one; a sample without it (a real crop labelled with digits
+    only) is flagged, and the loss lets the model write a mark anywhere in it (``merge_marks``).
+    Each item is (image, target indices, marks known)."""
 
     def __init__(self, sources: list[ImageDataset], model: DenseNetCTC, preprocess, augment: bool) -> None:
         self.sources = sources
         self.offsets = np.cumsum([0] + [len(s) for s in sources])
         self.preprocess = preprocess
         self.alphabet = Alphabet(model.cfg.alphabet)
+        self.reads_marks = any(c in AMOUNT_MARKS for c in self.alphabet.symbols)
         self.stride = model.stride
         self.min_width = model.min_width
         self.augment = augment
@@ -103,7 +116,7 @@ class TrainStrings(Dataset):
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, list[int]]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, list[int], bool]:
         src = int(np.searchsorted(self.offsets, index, side="right") - 1)
         sample = self.sources[src][index - int(self.offsets[src])]
         img = sample.image
@@ -114,17 +127,41 @@ class TrainStrings(Dataset):
                 self._aug = string_augmenter(seed=self._aug_seed)
             img = self._aug(image=img)["image"]
         x, _ = prepare(img, self.preprocess)  # (H, W)
-        need = self.min_width(sample.label)
+        known = not self.reads_marks or sample.written is not None
+        target = sample.written if self.reads_marks and sample.written is not None else sample.label
+        need = self.min_width(target)
         if x.shape[1] < need:
             x = np.pad(x, ((0, 0), (0, need - x.shape[1])))
-        return x, self.alphabet.encode(sample.label)
+        return x, self.alphabet.encode(target), known
 
 
-def collate_train(batch: list[tuple[np.ndarray, list[int]]], multiple: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def collate_train(
+    batch: list[tuple[np.ndarray, list[int], bool]], multiple: int = 1
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Images (B, 1, H, W), widths (B,), concatenated targets, target lengths (B,), and (B,)
+    whether each target transcribes the marks (False: digits only, marks unknown)."""
     images, widths = collate_images([b[0] for b in batch], multiple)
-    targets = torch.tensor([k for _, t in batch for k in t], dtype=torch.int32)
-    lengths = torch.tensor([len(t) for _, t in batch], dtype=torch.int32)
-    return images, widths, targets, lengths
+    targets = torch.tensor([k for _, t, _ in batch for k in t], dtype=torch.int32)
+    lengths = torch.tensor([len(t) for _, t, _ in batch], dtype=torch.int32)
+    known = torch.tensor([bool(b[2]) for b in batch], dtype=torch.bool)
+    return images, widths, targets, lengths, known
+
+
+def merge_marks(log_probs: Tensor, unknown: Tensor, marks: list[int]) -> Tensor:
+    """For the items whose labels do not transcribe the marks, count a mark as a blank: the
+    blank column becomes logsumexp(blank, marks), so writing a separator there costs nothing
+    and the digits alone are scored.
+
+    Args:
+        log_probs: (B, T, C) log-probabilities.
+        unknown: (B,) bool, True where the label is digits only.
+        marks: class indices of the marks.
+    """
+    if not marks or not bool(unknown.any()):
+        return log_probs
+    merged = torch.logsumexp(log_probs[:, :, [BLANK, *marks]], dim=-1)  # (B, T)
+    blank = torch.where(unknown.to(log_probs.device)[:, None], merged, log_probs[:, :, BLANK])  # (B, T)
+    return torch.cat([blank[:, :, None], log_probs[:, :, 1:]], dim=-1)  # (B, T, C)
 
 
 class CTCTask:
@@ -152,14 +189,23 @@ class CTCTask:
     def loss(
         self, model: nn.Module, batch: Any, dev: torch.device, autocast: Any, first_step: bool, log: Callable[[str], None],
     ) -> tuple[Tensor, int]:
-        images, widths, targets, target_lengths = batch
+        images, widths, targets, target_lengths, known = batch
         with autocast:
             log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
-        return ctc_loss(log_probs, targets, target_lengths)
+        net = getattr(model, "module", model)  # the network inside a DistributedDataParallel wrapper
+        marks = [i + 1 for i, c in enumerate(net.cfg.alphabet) if c in AMOUNT_MARKS]
+        log_probs = merge_marks(log_probs, ~known, marks)
+        return ctc_loss(log_probs, targets, target_lengths, input_lengths=net.output_lengths(widths))
 
     def validate(self, model: nn.Module, preprocess: Any, dataset: ImageDataset, dev: torch.device) -> dict[str, Any]:
         report = evaluate(Recognizer(model, preprocess, device=dev), dataset, batch_size=64)  # type: ignore[arg-type]
-        return {"accuracy": report.accuracy, "cer": report.cer, "n": report.n}
+        metrics = {"accuracy": report.accuracy, "cer": report.cer, "n": report.n}
+        if report.written and any(c in AMOUNT_MARKS for c in model.cfg.alphabet):  # logged, not chosen on
+            metrics["written_accuracy"] = sum(t == r for t, r in report.written) / len(report.written)
+            metrics["value_accuracy"] = sum(
+                parse_amount(t).value == parse_amount(r).value for t, r in report.written
+            ) / len(report.written)
+        return metrics
 
     def save(self, path: Path, model: nn.Module, preprocess: Any, extra: dict[str, Any],
              tensors: dict[str, Tensor] | None = None) -> None:

@@ -29,9 +29,11 @@ class EvalReport:
     misses: list[tuple[str, str, str, float]] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)  # per image, in dataset order
     correct: list[bool] = field(default_factory=list)
+    # (written truth, written reading) of every sample whose label gives the written form
+    written: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("misses", "confidences", "correct")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("misses", "confidences", "correct", "written")}
 
 
 def evaluate(rec: Reader, dataset: ImageDataset, batch_size: int = 64, progress: bool = False) -> EvalReport:
@@ -45,6 +47,7 @@ def evaluate(rec: Reader, dataset: ImageDataset, batch_size: int = 64, progress:
     metrics = StringMetrics()
     confidences: list[float] = []
     correct: list[bool] = []
+    written: list[tuple[str, str]] = []
     start = time.perf_counter()
     bar = tqdm(total=len(dataset), desc=f"eval {dataset.name}", unit="img", disable=not progress, leave=False)
     for lo in range(0, len(dataset), batch_size):
@@ -54,13 +57,15 @@ def evaluate(rec: Reader, dataset: ImageDataset, batch_size: int = 64, progress:
             metrics.update(s.label, r.text, s.name, r.confidence)
             confidences.append(r.confidence)
             correct.append(r.text == s.label)
+            if s.written is not None:
+                written.append((s.written, getattr(r, "written", "") or r.text))
         bar.update(len(samples))
     bar.close()
     secs = time.perf_counter() - start
     summary = metrics.summary()
     return EvalReport(
         dataset.name, int(summary["n"]), float(summary["accuracy"]), float(summary["cer"]),
-        len(dataset) / secs if secs > 0 else 0.0, secs, metrics.misses, confidences, correct,
+        len(dataset) / secs if secs > 0 else 0.0, secs, metrics.misses, confidences, correct, written,
     )
 
 

@@ -193,10 +193,15 @@ def _warm_start(run: _Run, log: Callable[[str], None]) -> None:
     """Start from another model's weights (``cfg.init``); the optimizer and schedule start afresh."""
     path = run.task.resolve(run.cfg.init)
     m, pre, _, _ = run.task.load(path)
-    if m.cfg != run.model.cfg or m.height != run.model.height or pre != run.preprocess:
-        raise CheckpointError(f"cannot warm-start from {path}: it holds a different network or preprocessing than {run.cfg.model!r}")
-    run.model.load_state_dict(m.state_dict())
-    log(f"warm start from {path}")
+    if pre != run.preprocess:
+        raise CheckpointError(f"cannot warm-start from {path}: it holds a different preprocessing than {run.cfg.model!r}")
+    if m.cfg == run.model.cfg and m.height == run.model.height:
+        run.model.load_state_dict(m.state_dict())
+        log(f"warm start from {path}")
+    elif getattr(run.model, "load_grown", None) is not None and run.model.load_grown(m):
+        log(f"warm start from {path}, its alphabet {m.cfg.alphabet!r} grown to {run.model.cfg.alphabet!r}")
+    else:
+        raise CheckpointError(f"cannot warm-start from {path}: it holds a different network than {run.cfg.model!r}")
 
 
 def _train_period(

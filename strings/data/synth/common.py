@@ -92,6 +92,10 @@ class SynthConfig:
     speckle_contrast: _RANGE = (15.0, 60.0)
     # --- distractor marks, never transcribed
     p_thousands_sep: float = 0.35  # "15.006": a mark before every third digit from the right
+    # written cents, drawn only for models that transcribe marks (SynthStrings.transcribe_marks):
+    # 5 of the 128 real test cheques write cents (README of the data), so a small share
+    p_cents: float = 0.1  # "1.500,00": the last two digits after a decimal mark
+    p_dot_cents: float = 0.2  # of those without a thousands mark: "672.90" rather than "672,90"
     sep_comma_share: float = 0.25  # "," instead of "."
     p_gap_mark: float = 0.02  # per gap: a stray mark from gap_marks
     gap_marks: str = ".,-"

@@ -15,6 +15,9 @@ from strings.data.synth.damage import _degrade
 from strings.data.synth.glyphs import Glyph, GlyphBank
 from strings.data.synth.paper import Backgrounds
 
+TRANSCRIBED_SEPARATORS = ".,"  # marks between digits that a written form keeps
+ZERO_CENTS_MARK = ".-"  # a trailing separator and dash: zero cents, kept in the written form
+
 # ----------------------------------------------------------------------------- labels
 
 
@@ -71,7 +74,11 @@ class SynthStrings(ImageDataset):
         seed: int,
         cfg: SynthConfig = SynthConfig(),
         charset: str = "0123456789",
+        transcribe_marks: bool = False,
     ) -> None:
+        """``transcribe_marks``: samples carry ``written``, the label with the separators drawn
+        between digits and the cents (``1.500,00``, ``38.117.-``), for models that read them;
+        off, the marks are drawn as untranscribed clutter and the stream is what it always was."""
         missing = [c for c in charset if c not in bank.classes]
         if missing:
             raise ValueError(f"glyph bank has no {''.join(missing)!r} (it holds {bank.classes!r})")
@@ -83,6 +90,7 @@ class SynthStrings(ImageDataset):
         self.seed = int(seed)
         self.cfg = cfg
         self.charset = charset
+        self.transcribe_marks = transcribe_marks
         self.name = f"synth-{seed}"
         c = cfg
         self._spacing_cum = _cum(c.spacing_mode_weights)
@@ -104,12 +112,20 @@ class SynthStrings(ImageDataset):
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         index = int(index)
         rng = self._labels_rng(index)
-        image, label = self.render(rng)
-        return Sample(image, label, f"synth[{index % self.n}]")
+        image, label, written = self.render_written(rng)
+        return Sample(image, label, f"synth[{index % self.n}]", written if self.transcribe_marks else None)
 
     # -- the renderer
     def render(self, rng: np.random.Generator, label: str | None = None) -> tuple[np.ndarray, str]:
         """One (uint8 dark-on-light image, label). The label is drawn first, so ``label(i)`` is cheap."""
+        image, label, _ = self.render_written(rng, label)
+        return image, label
+
+    def render_written(self, rng: np.random.Generator, label: str | None = None) -> tuple[np.ndarray, str, str]:
+        """One (image, digits label, written form). The written form has the separators drawn
+        between digits and ``.-`` zero cents; stray dashes and trailing clutter stay out of it,
+        as in the real cheques' transcriptions. Without ``transcribe_marks`` no extra random
+        number is drawn, so every old stream renders the same."""
         cfg = self.cfg
         if label is None:
             label = sample_label(rng, cfg, self.charset)
@@ -134,17 +150,30 @@ class SynthStrings(ImageDataset):
             kind = cfg.leading_kinds[_pick(rng, self._leading_cum)][0]
             items.extend(self._mark(rng, kind, h, mark_sw, base, 0.0))
         n = len(label)
-        sep_every = 3 if (n >= 4 and rng.random() < cfg.p_thousands_sep) else 0
+        cents = self.transcribe_marks and n >= 3 and rng.random() < cfg.p_cents  # "1.500,00"
+        whole = n - 2 if cents else n  # digits before the decimal mark
+        sep_every = 3 if (whole >= 4 and rng.random() < cfg.p_thousands_sep) else 0
         sep_kind = "," if rng.random() < cfg.sep_comma_share else "."
+        decimal_kind = ("." if sep_kind == "," else ",") if cents else ""
+        if cents and not sep_every and rng.random() < cfg.p_dot_cents:
+            decimal_kind = "."  # "672.90": a dot before the cents, with no thousands mark
+        written = ""
         for k, ch in enumerate(label):
             gap = (gap_mean + _sym(rng, cfg.gap_jitter)) * h if k > 0 else _u(rng, cfg.mark_gap) * h
-            if k > 0 and sep_every and (n - k) % sep_every == 0:
+            if cents and k == whole:
+                items.extend(self._mark(rng, decimal_kind, h, mark_sw, base, _u(rng, cfg.mark_gap) * h))
+                gap = _u(rng, cfg.mark_gap) * h
+                written += decimal_kind
+            elif k > 0 and k < whole and sep_every and (whole - k) % sep_every == 0:
                 items.extend(self._mark(rng, sep_kind, h, mark_sw, base, _u(rng, cfg.mark_gap) * h))
                 gap = _u(rng, cfg.mark_gap) * h
+                written += sep_kind
             elif k > 0 and rng.random() < cfg.p_gap_mark:
                 kind = cfg.gap_marks[int(rng.integers(len(cfg.gap_marks)))]
                 items.extend(self._mark(rng, kind, h, mark_sw, base, _u(rng, cfg.mark_gap) * h))
                 gap = _u(rng, cfg.mark_gap) * h
+                written += kind if kind in TRANSCRIBED_SEPARATORS else ""
+            written += ch
             g = self.bank.sample(rng, ch, source, cfg)
             patch = self._glyph_patch(rng, g, h, sw_target if match_stroke else None, shear)
             y_center = base - 0.5 * h + (_sym(rng, cfg.baseline_jitter) + slope * k) * h
@@ -152,7 +181,10 @@ class SynthStrings(ImageDataset):
             items.append(_Item(patch, y, gap, _u(rng, cfg.glyph_strength)))  # the first item's gap is unused
         if rng.random() < cfg.p_trailing_mark:
             kind = cfg.trailing_kinds[_pick(rng, self._trailing_cum)][0]
+            if cents and kind == ZERO_CENTS_MARK:
+                kind = "-"  # the cents are written already: no ".-" after them
             items.extend(self._mark(rng, kind, h, mark_sw, base + int(round(slope * n * h)), _u(rng, cfg.mark_gap) * h))
+            written += kind if kind == ZERO_CENTS_MARK else ""  # "38.117.-": a dash standing for zero cents
 
         alpha = _compose(items, canvas_h, cfg.glyph_threshold)
         alpha = self._frame(rng, alpha, h)
@@ -161,7 +193,7 @@ class SynthStrings(ImageDataset):
         paper = self.backgrounds.sample(rng, hh, ww, cfg)
         ink = max(cfg.min_ink_grey, float(paper.mean()) - _u(rng, cfg.ink_contrast))
         img = paper + (ink - paper) * np.minimum(alpha, 1.0)
-        return _degrade(rng, img, cfg), label
+        return _degrade(rng, img, cfg), label, written
 
     def _glyph_patch(
         self, rng: np.random.Generator, g: Glyph, h: float, sw_target: float | None, shear: float

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import os
 from pathlib import Path
 
@@ -47,21 +49,25 @@ def write_synth(
     bank: GlyphBank | None = None,
     backgrounds: Backgrounds | None = None,
     chunk: int = 500,
+    exclude: Iterable[str] = (),
 ) -> Path:
     """Render ``n`` strings to ``out_dir`` as ``0000000.png``... plus ``gt.txt`` (``<file> <label>``),
     the list format ``strings.data.read_list`` reads. Returns the gt file's path.
 
     A fixed on-disk set makes an experiment reproducible and shareable without this code. The
     files are those of ``SynthStrings(bank, backgrounds, n, seed, cfg)``; ``bank``/``backgrounds``
-    default to ``from_data(data_root)``. ``workers > 1`` renders in forked processes.
+    default to ``from_data(data_root, exclude=exclude)``: ``exclude`` names the real crops
+    (the validation slice) whose digits and paper must not appear. ``workers > 1`` renders in
+    forked processes.
     """
     global _WORKER
     from tqdm import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bank = bank if bank is not None else GlyphBank.from_data(data_root, cfg=cfg)
-    backgrounds = backgrounds if backgrounds is not None else Backgrounds.from_data(data_root, cfg)
+    exclude = set(exclude)
+    bank = bank if bank is not None else GlyphBank.from_data(data_root, cfg=cfg, exclude=exclude)
+    backgrounds = backgrounds if backgrounds is not None else Backgrounds.from_data(data_root, cfg, exclude=exclude)
     _WORKER = SynthStrings(bank, backgrounds, n, seed, cfg)
     ranges = [(out, a, min(n, a + chunk)) for a in range(0, n, chunk)]
     labels: dict[int, str] = {}
@@ -88,19 +94,23 @@ def write_synth(
 
 
 def realism_sheet(
-    out_png: str | os.PathLike, data_root: str | os.PathLike | None = None, n: int = 24, seed: int = 0
+    out_png: str | os.PathLike, data_root: str | os.PathLike | None = None, n: int = 24, seed: int = 0,
+    exclude: Iterable[str] = (),
 ) -> Path:
     """A PNG: synthetic strings (left) beside real CAR-A *training* crops (right), each labelled,
-    at the same display height, so a person can judge whether the generator looks real."""
+    at the same display height, so a person can judge whether the generator looks real. The
+    crops named in ``exclude`` (the validation slice) appear on neither side."""
     row_h, col_w, text_w, pad = _SHEET_ROW_H, _SHEET_COL_W, _SHEET_TEXT_W, _SHEET_PAD
     root = resolve_data_root(data_root)
-    synth = SynthStrings(GlyphBank.from_data(root), Backgrounds.from_data(root), n, seed)
+    exclude = set(exclude)
+    synth = SynthStrings(GlyphBank.from_data(root, exclude=exclude), Backgrounds.from_data(root, exclude=exclude), n, seed)
     try:
         real_ds: ImageDataset | None = open_dataset(_CAR, "train", root)
     except DatasetError:
         real_ds = None
     rng = np.random.default_rng(seed)
-    real_idx = rng.choice(len(real_ds), size=min(n, len(real_ds)), replace=False).tolist() if real_ds else []
+    allowed = [i for i in range(len(real_ds)) if Path(real_ds.items[i][0]).name not in exclude] if real_ds else []
+    real_idx = rng.choice(allowed, size=min(n, len(allowed)), replace=False).tolist() if allowed else []
 
     def text(img: np.ndarray, s: str, x: int, y: int) -> None:
         cv2.putText(img, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, _SHEET_FONT, 0, _SHEET_FONT_WEIGHT, cv2.LINE_AA)

@@ -1,0 +1,1 @@
+"""One router per task: reading strings, single digits, health and metrics, the page."""
