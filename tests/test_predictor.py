@@ -146,7 +146,8 @@ def test_reading_structure(rec):
     assert all(d.confidence >= r.confidence for d in r.digits)
     d = r.to_dict()
     json.dumps(d)
-    assert set(d) == {"text", "confidence", "digits", "source"}
+    assert set(d) == {"text", "confidence", "digits", "source", "written"}
+    assert d["written"] == r.text  # a digits model writes exactly its digits
     assert set(d["digits"][0]) == {"char", "confidence", "box"} and isinstance(d["digits"][0]["box"], list)
 
 
