@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["AMOUNT_MARKS", "AMOUNT_SYMBOLS", "BLANK", "DIGITS", "SCRIPT_DIGITS", "Alphabet", "script_of"]
+__all__ = [
+    "AMOUNT_MARKS", "AMOUNT_SYMBOLS", "BLANK", "DIGITS", "SCRIPT_DIGITS", "SEPARATORS", "ZERO_CENTS", "Alphabet",
+    "mark_classes", "script_of",
+]
 
 BLANK = 0
 DIGITS = "0123456789"
 # Marks an amount model transcribes besides the digits: the separators written between them
 # and the dash of ".-" (zero cents). The ORAND protocol string is the digits alone.
-AMOUNT_MARKS = ".,-"
+SEPARATORS = ".,"  # written between digits: thousands groups, or the start of the cents
+ZERO_CENTS = "-"  # after the last separator, "38.117.-": zero cents
+AMOUNT_MARKS = SEPARATORS + ZERO_CENTS
 AMOUNT_SYMBOLS = DIGITS + AMOUNT_MARKS
 
 
@@ -90,3 +95,9 @@ class Alphabet:
 
     def is_valid(self, text: str) -> bool:
         return all(ch in self.symbols for ch in text)
+
+
+def mark_classes(symbols: str) -> list[int]:
+    """The class indices of the amount marks in an alphabet's ``symbols`` (empty: a digits-only
+    model, which neither learns nor writes separators)."""
+    return [i + 1 for i, c in enumerate(symbols) if c in AMOUNT_MARKS]

@@ -163,7 +163,6 @@ def test_written_amounts_attach_to_a_list_and_refuse_a_disagreeing_row(tmp_path)
 
 def test_benchmark_scores_the_written_form_beside_the_digits(tmp_path, capsys, tiny_checkpoint):
     import cv2
-    import numpy as np
 
     from conftest import render_digits
     from strings.cli import main
@@ -175,7 +174,7 @@ def test_benchmark_scores_the_written_form_beside_the_digits(tmp_path, capsys, t
     out = json.loads(capsys.readouterr().out)
     assert "written" not in out  # a list without written forms: the digits protocol alone
     from strings.train.evaluate import EvalReport
-    from strings.cli.bench import written_scores
+    from strings.read.amount import written_scores
 
     scores = written_scores([("1.500,00", "1.500,00"), ("10,00", "1000"), ("20.000", "20000")])
     assert scores["n"] == 3 and scores["accuracy"] == pytest.approx(1 / 3) and scores["value_accuracy"] == pytest.approx(2 / 3)

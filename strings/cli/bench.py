@@ -7,6 +7,7 @@ from typing import Any
 
 from strings.cli.common import add_model_args, backend_args, print_json, write_misses
 from strings.metrics import wilson_interval
+from strings.read.amount import written_scores
 
 __all__ = ["BENCHMARK_DATASETS", "add_parser", "run_benchmark"]
 
@@ -68,21 +69,6 @@ def run_benchmark(args: argparse.Namespace) -> int:
             f"CER {report.cer:.4f}, {report.images_per_second:.1f} images/s"
         )
     return 0
-
-
-def written_scores(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    """Beside the digits protocol, where the labels give the written form: exact written form,
-    and exact value (strings.read.amount, the cheques' convention), each with a 95% interval."""
-    from strings.read.amount import parse_amount
-
-    n = len(pairs)
-    written_ok = sum(truth == read for truth, read in pairs)
-    value_ok = sum(parse_amount(truth).value == parse_amount(read).value for truth, read in pairs)
-    return {
-        "n": n,
-        "accuracy": written_ok / n, "accuracy_ci95": list(wilson_interval(written_ok, n)),
-        "value_accuracy": value_ok / n, "value_accuracy_ci95": list(wilson_interval(value_ok, n)),
-    }
 
 
 def _plot_reject(confidences: list[float], correct: list[bool], path: str, title: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from strings.alphabet import AMOUNT_MARKS, SCRIPT_DIGITS
+from strings.alphabet import SCRIPT_DIGITS, mark_classes
 from strings.config import MODEL_CONFIGS, TrainConfig, split_seed
 from strings.data.base import DatasetError, ImageDataset, resolve_data_root
 from strings.data.catalog import open_dataset, split_train_val
@@ -79,7 +79,7 @@ def build_sources(
                 n=cfg.synth_pool,
                 seed=cfg.seed,
                 charset=SCRIPT_DIGITS[cfg.script],
-                transcribe_marks=any(c in AMOUNT_MARKS for c in MODEL_CONFIGS[cfg.model][0].alphabet),
+                transcribe_marks=bool(mark_classes(MODEL_CONFIGS[cfg.model][0].alphabet)),
             )
         elif src.dataset == cfg.validation and src.split == "train":
             ds = fit

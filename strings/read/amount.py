@@ -18,13 +18,14 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
+from strings.alphabet import SEPARATORS, ZERO_CENTS
+from strings.metrics import wilson_interval
+
 __all__ = [
-    "DEFAULT_LOCALE", "LOCALES", "SEPARATORS", "Amount", "AmountReading", "Convention", "ParsedAmount", "decide",
-    "format_amount", "parse_amount", "review_reasons",
+    "DEFAULT_LOCALE", "LOCALES", "Amount", "AmountReading", "Convention", "ParsedAmount", "decide", "format_amount",
+    "parse_amount", "review_reasons", "written_scores",
 ]
 
-SEPARATORS = ".,"  # the marks a writer puts between digits
-ZERO_CENTS = "-"  # "38.117.-": a dash after the last separator stands for zero cents
 CENTS = 2  # decimal places of every value (minor units per unit: 10 ** CENTS)
 
 
@@ -111,12 +112,9 @@ def parse_amount(written: str, locale: str = DEFAULT_LOCALE) -> ParsedAmount:
             # "5,155": a decimal mark before three digits; read as thousands, as a clerk would
             whole = text[:last] + conv.thousands + tail
             reasons.append(AMBIGUOUS_DECIMAL)
-    if whole and whole[0] in SEPARATORS or whole.endswith(tuple(SEPARATORS)):
-        reasons.append(IMPOSSIBLE_GROUPING)
     marks = {c for c in whole if c in SEPARATORS}
-    if marks:
-        if marks != {conv.thousands} or not _grouped(whole, conv.thousands):
-            reasons.append(IMPOSSIBLE_GROUPING)
+    if marks and (marks != {conv.thousands} or not _grouped(whole, conv.thousands)):
+        reasons.append(IMPOSSIBLE_GROUPING)  # also a leading or trailing mark: an empty group
     integer = "".join(c for c in whole if c.isdigit()) or "0"
     if len(integer) > 1 and integer[0] == "0":
         reasons.append(LEADING_ZERO)
@@ -176,6 +174,19 @@ def decide(
         written, parsed.digits, parsed.value, parsed.minor_units, locale, conv.thousands, conv.decimal,
         "review" if reasons else "accept", tuple(reasons), confidence, threshold, max_error,
     )
+
+
+def written_scores(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Beside the digits protocol, over (written truth, written reading) pairs: exact written
+    form and exact value under the cheques' convention, each with a 95% Wilson interval."""
+    n = len(pairs)
+    written_ok = sum(truth == read for truth, read in pairs)
+    value_ok = sum(parse_amount(truth).value == parse_amount(read).value for truth, read in pairs)
+    return {
+        "n": n,
+        "accuracy": written_ok / n if n else 0.0, "accuracy_ci95": list(wilson_interval(written_ok, n)),
+        "value_accuracy": value_ok / n if n else 0.0, "value_accuracy_ci95": list(wilson_interval(value_ok, n)),
+    }
 
 
 # ----------------------------------------------------------------------------- digits-only amounts

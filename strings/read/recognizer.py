@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from strings.alphabet import AMOUNT_MARKS, Alphabet
+from strings.alphabet import AMOUNT_MARKS, SEPARATORS, Alphabet
 from strings.read.backends import Backend, make_backend
 from strings.read.batching import width_batches
-from strings.read.amount import DEFAULT_LOCALE, SEPARATORS, Amount, AmountReading, decide, format_amount, review_reasons
+from strings.read.amount import DEFAULT_LOCALE, Amount, AmountReading, decide, format_amount, review_reasons
 from strings.read.boxes import digit_boxes
 from strings.read.calibration import Calibration, measure_values
 from strings.models.checkpoint import CheckpointError, load_model, sha256_file

@@ -14,13 +14,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from strings.alphabet import AMOUNT_MARKS, BLANK, SCRIPT_DIGITS, Alphabet
+from strings.alphabet import BLANK, SCRIPT_DIGITS, Alphabet, mark_classes
 from strings.config import MODEL_CONFIGS, TrainConfig
 from strings.data.base import ImageDataset
 from strings.image import collate_images, prepare
 from strings.models import DenseNetCTC, create_model
 from strings.models.checkpoint import load_model, save_model
-from strings.read.amount import parse_amount
+from strings.read.amount import written_scores
 from strings.read.recognizer import Recognizer
 from strings.train.evaluate import evaluate
 from strings.train.tasks import register_task
@@ -90,7 +90,7 @@ def cudnn_ctc_eligible(log_probs: Tensor, targets: Tensor, target_lengths: Tenso
 class TrainStrings(Dataset):
     """Training view over several sources: augment, normalise, widen to the CTC minimum.
 
-    For a model that reads amount marks (``AMOUNT_MARKS`` in its alphabet) the target is the
+    For a model that reads amount marks (``mark_classes`` of its alphabet) the target is the
     written form where a sample has one; a sample without it (a real crop labelled with digits
     only) is flagged, and the loss lets the model write a mark anywhere in it (``merge_marks``).
     Each item is (image, target indices, marks known)."""
@@ -100,7 +100,7 @@ class TrainStrings(Dataset):
         self.offsets = np.cumsum([0] + [len(s) for s in sources])
         self.preprocess = preprocess
         self.alphabet = Alphabet(model.cfg.alphabet)
-        self.reads_marks = any(c in AMOUNT_MARKS for c in self.alphabet.symbols)
+        self.reads_marks = bool(mark_classes(self.alphabet.symbols))
         self.stride = model.stride
         self.min_width = model.min_width
         self.augment = augment
@@ -193,18 +193,15 @@ class CTCTask:
         with autocast:
             log_probs = model(images.to(dev, non_blocking=True), widths)  # (B, T, C)
         net = getattr(model, "module", model)  # the network inside a DistributedDataParallel wrapper
-        marks = [i + 1 for i, c in enumerate(net.cfg.alphabet) if c in AMOUNT_MARKS]
-        log_probs = merge_marks(log_probs, ~known, marks)
+        log_probs = merge_marks(log_probs, ~known, mark_classes(net.cfg.alphabet))
         return ctc_loss(log_probs, targets, target_lengths, input_lengths=net.output_lengths(widths))
 
     def validate(self, model: nn.Module, preprocess: Any, dataset: ImageDataset, dev: torch.device) -> dict[str, Any]:
         report = evaluate(Recognizer(model, preprocess, device=dev), dataset, batch_size=64)  # type: ignore[arg-type]
         metrics = {"accuracy": report.accuracy, "cer": report.cer, "n": report.n}
-        if report.written and any(c in AMOUNT_MARKS for c in model.cfg.alphabet):  # logged, not chosen on
-            metrics["written_accuracy"] = sum(t == r for t, r in report.written) / len(report.written)
-            metrics["value_accuracy"] = sum(
-                parse_amount(t).value == parse_amount(r).value for t, r in report.written
-            ) / len(report.written)
+        if report.written and mark_classes(model.cfg.alphabet):  # logged, not chosen on
+            scores = written_scores(report.written)
+            metrics["written_accuracy"], metrics["value_accuracy"] = scores["accuracy"], scores["value_accuracy"]
         return metrics
 
     def save(self, path: Path, model: nn.Module, preprocess: Any, extra: dict[str, Any],

@@ -9,14 +9,14 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from strings.alphabet import SEPARATORS, ZERO_CENTS
 from strings.data.base import ImageDataset, Sample
 from strings.data.synth.common import _U8_MAX, SynthConfig, _cum, _disk, _pick, _sym, _thin, _u
 from strings.data.synth.damage import _degrade
 from strings.data.synth.glyphs import Glyph, GlyphBank
 from strings.data.synth.paper import Backgrounds
 
-TRANSCRIBED_SEPARATORS = ".,"  # marks between digits that a written form keeps
-ZERO_CENTS_MARK = ".-"  # a trailing separator and dash: zero cents, kept in the written form
+ZERO_CENTS_MARK = "." + ZERO_CENTS  # the trailing mark kind a written form keeps: "38.117.-"
 
 # ----------------------------------------------------------------------------- labels
 
@@ -172,7 +172,7 @@ class SynthStrings(ImageDataset):
                 kind = cfg.gap_marks[int(rng.integers(len(cfg.gap_marks)))]
                 items.extend(self._mark(rng, kind, h, mark_sw, base, _u(rng, cfg.mark_gap) * h))
                 gap = _u(rng, cfg.mark_gap) * h
-                written += kind if kind in TRANSCRIBED_SEPARATORS else ""
+                written += kind if kind in SEPARATORS else ""
             written += ch
             g = self.bank.sample(rng, ch, source, cfg)
             patch = self._glyph_patch(rng, g, h, sw_target if match_stroke else None, shear)
