@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from strings.alphabet import AMOUNT_SYMBOLS
 
 __all__ = [
-    "ModelConfig", "PreprocessConfig", "DigitNetConfig", "DigitPreprocessConfig", "TrainConfig", "DataSource", "TASKS",
+    "FieldConfig", "ModelConfig", "PreprocessConfig", "DigitNetConfig", "DigitPreprocessConfig", "TrainConfig", "DataSource", "TASKS",
     "MODEL_CONFIGS", "DIGIT_CONFIGS", "from_dict", "to_dict", "load_train_file",
 ]
 
@@ -40,6 +40,31 @@ class PreprocessConfig:
     trim: bool = False
     trim_ink_share: float = 0.002
     trim_margin: float = 0.2
+
+
+@dataclass(frozen=True)
+class FieldConfig:
+    """How a loose field crop is searched for its string (strings.locate). Sizes are shares of
+    the crop's height, width or area, so the same record fits a 200-px register cell and a
+    2,000-px scan of a form box."""
+
+    margin_level: float = 0.45  # a border column/row whose median grey is under this share of the paper is scan margin
+    margin_pad: float = 0.03  # and this much more of the crop's short side (the margin's soft edge)
+    background_kernel: float = 0.25  # closing window that estimates the paper's shading
+    ink_level: float = 0.72  # a pixel darker than this share of its local paper is ink, at least
+    faint_level: float = 0.9  # and at most: Otsu's split of the crop's levels, clipped to these two
+    line_length: float = 0.35  # a straight stroke this long (share of width / height) may be a ruled line
+    rule_span: float = 0.8  # an upright one is, where it spans this share of the height or meets rules at both ends
+    rule_aspect: float = 6.0  # a stroke this many times longer than thick, and long, is a piece of a rule
+    min_stroke_area: float = 0.0002  # strokes under this share of the crop's area are specks
+    join_overlap: float = 0.2  # strokes join when their vertical overlap is this share of the shorter
+    join_gap: float = 0.9  # and the gap between them is under this share of the taller one's height
+    stack_gap: float = 0.0  # strokes one above the other join across a gap this small (share of height; 0: only
+    # touching ones: a wider reach joined numbers to their underlines, 70% -> 65% of 200 parish train crops read)
+    min_height: float = 0.04  # a candidate string is this tall at least
+    max_height: float = 0.6  # writing taller than this share of the crop's height: the crop is tight, read whole
+    pad: float = 0.25  # paper kept around a candidate, in its heights
+    max_candidates: int = 6  # the recognizer reads at most this many per crop, the most ink first
 
 
 @dataclass(frozen=True)
@@ -186,6 +211,12 @@ class DataSource:
     dataset: str  # a name from strings.data.DATASETS, or "synth"
     weight: float = 1.0
     split: str = "train"
+    # loose field crops: a box list (strings.data.fields, made by `strings field-boxes`) that
+    # cuts each crop to its string, and to places with none; "" = the images as they are
+    boxes: str = ""
+    # loose crops whose string is known but not its place (synthetic comb fields): each served
+    # as the field search sees it, cut to the span of its candidate places
+    field: bool = False
 
 
 OPTIMIZERS = ("adamw", "adadelta", "sgd")

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "strings"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("strings._version", "strings._compat", "strings.alphabet", "strings.metrics"),
     ("strings.config",),
-    ("strings.image",),
+    ("strings.image", "strings.locate"),
     ("strings.data", "strings.models", "strings.decode"),
     ("strings.read",),
     ("strings.train",),

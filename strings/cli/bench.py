@@ -11,7 +11,7 @@ from strings.read.amount import written_scores
 
 __all__ = ["BENCHMARK_DATASETS", "add_parser", "run_benchmark"]
 
-BENCHMARK_DATASETS = ("car-a", "car-b", "cvl", "car-a-partial", "mnist-strings")
+BENCHMARK_DATASETS = ("car-a", "car-b", "cvl", "car-a-partial", "mnist-strings", "parish-rowid")
 
 
 def _benchmark_dataset(args: argparse.Namespace):
@@ -32,11 +32,14 @@ def _benchmark_dataset(args: argparse.Namespace):
 
 def run_benchmark(args: argparse.Namespace) -> int:
     from strings.train.evaluate import evaluate
-    from strings.read.recognizer import load
+    from strings.read.field import FieldReader
+    from strings.read.recognizer import list_models, load
 
     dataset, split = _benchmark_dataset(args)
-    rec = load(args.model, beam_size=args.beam, **backend_args(args))
-    report = evaluate(rec, dataset, batch_size=args.batch_size, progress=not args.json)
+    model = args.model or ("field" if args.field and "field" in list_models() else None)
+    rec = load(model, beam_size=args.beam, **backend_args(args))
+    reader = FieldReader(rec) if args.field else rec
+    report = evaluate(reader, dataset, batch_size=args.batch_size, progress=not args.json)
     result = {
         "dataset": args.dataset or str(args.gt),
         "split": split,
@@ -47,6 +50,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "images_per_second": report.images_per_second,
         "model": rec.metadata.get("path", rec.name),
         "decoder": f"beam{args.beam}" if args.beam else "greedy",
+        "field": bool(args.field),
         "backend": rec.backend.name,
     }
     if report.written:
@@ -97,7 +101,9 @@ def _plot_reject(confidences: list[float], correct: list[bool], path: str, title
 def add_parser(sub: Any) -> None:
     b = sub.add_parser("benchmark", help="accuracy, CER and speed on a labelled set")
     b.add_argument("dataset", nargs="?", choices=BENCHMARK_DATASETS)
-    b.add_argument("--split", default="test", choices=("train", "test"))
+    b.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    b.add_argument("--field", action="store_true",
+                   help="read each image as a loose field crop: find the string, then read it (default model: field)")
     b.add_argument("--data-root", default=None)
     b.add_argument("--gt", default=None, help="a '<file> <label>' list (with --images)")
     b.add_argument("--images", default=None, help="the folder the --gt list names files in")

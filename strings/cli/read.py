@@ -25,14 +25,17 @@ def run_recognize(args: argparse.Namespace) -> int:
 
     from strings.read.recognizer import ItemError, load
     from strings.image import display_name, load_image
-    from strings.read.draw import draw_reading
+    from strings.read.draw import draw_field, draw_reading
 
     fmt = "jsonl" if args.json else args.format
     index, count = parse_shard(args.shard)
     items = expand_inputs(args.images, args.list)[index::count]
     if not items:
         raise SystemExit("error: no images to read (give image files, folders or --list FILE)")
-    rec = load(args.model, beam_size=args.beam, **backend_args(args))
+    from strings.read.recognizer import list_models
+
+    model = args.model or ("field" if args.field and "field" in list_models() else None)
+    rec = load(model, beam_size=args.beam, **backend_args(args))
     if args.decimals is not None:
         print("warning: --decimals no longer applies: an amount's cents come from the separators read (--amount)",
               file=sys.stderr)
@@ -52,7 +55,8 @@ def run_recognize(args: argparse.Namespace) -> int:
     try:
         for lo in range(0, len(items), RECOGNIZE_CHUNK):
             chunk = items[lo : lo + RECOGNIZE_CHUNK]
-            for item, result in zip(chunk, rec.recognize_many(chunk)):
+            results = _read_fields(rec, chunk) if args.field else rec.recognize_many(chunk)
+            for item, result in zip(chunk, results):
                 name = display_name(item)
                 if isinstance(result, ItemError):
                     failures += 1
@@ -63,10 +67,13 @@ def run_recognize(args: argparse.Namespace) -> int:
                 else:
                     row = {**result.to_dict(), "image": name, "source": name}
                     if args.max_error is not None:
-                        row["amount"] = rec.amount_of(result, args.max_error, locale=args.locale).to_dict()
+                        row["amount"] = rec.amount_of(getattr(result, "reading", result), args.max_error, locale=args.locale).to_dict()
                     if args.draw:
                         target = args.draw if len(items) == 1 else str(Path(args.draw) / f"{Path(item).stem}.png")
-                        draw_reading(load_image(item), result, target, min(1.0, threshold))
+                        if args.field:
+                            draw_field(load_image(item), result, target, min(1.0, threshold))
+                        else:
+                            draw_reading(load_image(item), result, target, min(1.0, threshold))
                 _write_row(out, writer, fmt, row)
             out.flush()
             bar.update(len(chunk))
@@ -75,6 +82,24 @@ def run_recognize(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     return 1 if failures else 0
+
+
+def _read_fields(rec: Any, chunk: list[Any]) -> list[Any]:
+    """``--field``: each item read as a loose crop; an unreadable item becomes its ItemError."""
+    from strings.image import InvalidImageError, load_image
+    from strings.read.recognizer import ItemError
+
+    out: list[Any] = [None] * len(chunk)
+    greys, where = [], []
+    for i, item in enumerate(chunk):
+        try:
+            greys.append(load_image(item))
+            where.append(i)
+        except (InvalidImageError, OSError) as exc:
+            out[i] = ItemError(str(item), str(exc))
+    for i, reading in zip(where, rec.read_fields(greys) if greys else []):
+        out[i] = reading
+    return out
 
 
 def _write_row(out: Any, writer: Any, fmt: str, row: dict[str, Any]) -> None:
@@ -107,6 +132,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--max-error", type=float, default=None,
                    help=f"the error rate the accept threshold is set for (calibrated models; implies --amount; default {DEFAULT_MAX_ERROR})")
     r.add_argument("--decimals", type=int, default=None, help=argparse.SUPPRESS)  # gone: cents come from the separators
+    r.add_argument("--field", action="store_true",
+                   help="each image is a loose field crop (a register cell, a form box): find the string, then read it "
+                        "(default model: field); rows carry the string's box")
     r.add_argument("--draw", default=None, help="write a PNG of the boxes and digits (a folder for several images)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_args(r)

@@ -8,7 +8,7 @@ from typing import Any
 
 from strings.cli.common import add_train_args, print_json, train_with_args
 
-__all__ = ["add_parser", "run_calibrate", "run_synth", "run_train"]
+__all__ = ["add_parser", "run_calibrate", "run_field_boxes", "run_synth", "run_train"]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -78,6 +78,38 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_field_boxes(args: argparse.Namespace) -> int:
+    """Choose where each loose training crop's string is (strings.train.fields) and write the
+    box list a recipe's ``boxes =`` reads."""
+    from tqdm import tqdm
+
+    from strings.data import open_dataset
+    from strings.data.fields import write_boxes
+    from strings.read.recognizer import load
+    from strings.train.fields import choose_boxes
+
+    if args.split not in ("train",):
+        raise SystemExit(f"error: box lists are for training: --split train, not {args.split!r}")
+    rec = load(args.model)
+    ds = open_dataset(args.dataset, args.split, args.data_root)
+    with tqdm(total=len(ds), desc=f"choosing boxes in {ds.name}", unit="crop") as bar:
+        choices = choose_boxes(rec, ds, negatives=args.negatives, max_loss=args.max_loss, on_item=bar.update)
+    rows = []
+    for c in choices:
+        if c.box is not None:
+            rows.append((c.name, c.box, c.label))
+            rows.extend((c.name, b, "") for b in c.negatives)
+    found = sum(c.box is not None for c in choices)
+    header = (
+        f"strings field-boxes --model {args.model or 'default'} --dataset {args.dataset} --split {args.split} "
+        f"--negatives {args.negatives} --max-loss {args.max_loss}\n"
+        f"{found} of {len(choices)} crops boxed ({len(rows) - found} places with no string)"
+    )
+    write_boxes(args.out, rows, header)
+    print(f"{found} of {len(choices)} crops boxed, {len(rows) - found} empty places; wrote {args.out}")
+    return 0
+
+
 def add_parser(sub: Any) -> None:
     t = sub.add_parser("train", help="train a model (resumes from OUT/last.safetensors)")
     t.add_argument("--config", default=None, help="TOML recipe (configs/)")
@@ -94,6 +126,16 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--include-validation", action="store_true",
                    help="draw from the validation crops too (never for sets a model will be chosen on)")
     s.set_defaults(func=run_synth)
+
+    b = sub.add_parser("field-boxes", help="find each loose training crop's string; write the box list a recipe trains on")
+    b.add_argument("--model", default=None, help="the recognizer that judges the candidates (default: default)")
+    b.add_argument("--dataset", default="parish-rowid")
+    b.add_argument("--split", default="train")
+    b.add_argument("--data-root", default=None)
+    b.add_argument("--negatives", type=int, default=2, help="places with no string kept per crop")
+    b.add_argument("--max-loss", type=float, default=6.0, help="leave out a crop whose best box costs more nats per digit")
+    b.add_argument("--out", required=True, help="the box list (TSV) to write")
+    b.set_defaults(func=run_field_boxes)
 
     c = sub.add_parser("calibrate", help="choose the string confidence on a validation split; write a calibrated copy")
     c.add_argument("--model", default=None, help="bundled model name or .safetensors path (default: default)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from strings.data.base import DatasetError, ImageDataset, Subset, resolve_data_root
 from strings.data.digitsets import read_cmater, read_gujarati, read_gurmukhi, read_kannada
-from strings.data.readers import read_car_partial, read_cvl, read_mnist, read_orand_car, read_usps
+from strings.data.readers import read_car_partial, read_cvl, read_mnist, read_orand_car, read_parish_rowid, read_usps
 
 __all__ = ["DATASETS", "open_dataset", "register_dataset", "split_train_val"]
 
@@ -23,6 +23,7 @@ DATASETS: dict[str, Callable[[Path, str], ImageDataset]] = {
     "car-b": lambda root, split: read_orand_car(root, "b", split),
     "cvl": read_cvl,
     "car-a-partial": read_car_partial,
+    "parish-rowid": read_parish_rowid,  # loose field crops: read with strings.read.field
     "mnist": read_mnist,
     "usps": read_usps,
     # Single digits of Indian scripts (strings/data/digitsets.py: repeats dropped, Kannada and

@@ -24,6 +24,7 @@ __all__ = [
     "read_cvl",
     "read_car_partial",
     "read_car_partial_boxes",
+    "read_parish_rowid",
     "read_idx",
     "read_mnist",
     "read_usps",
@@ -35,6 +36,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _DIGITS = re.compile(r"^[0-9]+$")
 CAR_PARTIAL_DIR = "orand-car/CAR-A-partial-fzkuji"
 _CAR_PARTIAL_SPLITS = {"train": "train2017", "test": "val2017"}
+PARISH_DIR = "parish-rowid"
+_PARISH_SPLITS = {"train": "train", "validation": "validation", "test": "test"}
 # A gzipped file that inflates past this is refused (a gzip bomb); MNIST's largest is 47 MB.
 MAX_DECOMPRESSED_BYTES = 1 << 30
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -311,6 +314,35 @@ def read_car_partial(root: Path, split: str) -> FileDataset:
     ds = read_list(base / f"{sub}_gt.txt", base / sub, name=f"car-a-partial-{split}")
     ds.written = read_written_amounts(base / f"amounts_{sub}.tsv", ds)
     return ds
+
+
+def read_parish_rowid(root: Path, split: str) -> FileDataset:
+    """Loose field crops of parish-register row numbers (``labels.csv``: ``filename,label``).
+
+    Only the digit labels are kept: the others (``Sn``, ``NB``, ``-``, ``38a``, empty) name no
+    digit string, or one with a letter this reader has no class for. ``test`` is the published
+    test split, for a user who has it (it is not staged here)."""
+    if split not in _PARISH_SPLITS:
+        raise DatasetError(f"parish-rowid: split must be one of {', '.join(_PARISH_SPLITS)}, got {split!r}")
+    folder = _need_dir(root / PARISH_DIR / _PARISH_SPLITS[split], f"parish-rowid {split}")
+    listing = folder / "labels.csv"
+    lines = _LINE_BREAK.split(_read_bytes(listing, "parish-rowid labels").decode("utf-8-sig"))
+    if not lines or lines[0].strip().lower() != "filename,label":
+        raise DatasetError(f"{display_name(listing)}:1: header must be 'filename,label', got {lines[0][:60]!r}")
+    items = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        name, sep, label = line.partition(",")
+        if not sep or not name:
+            raise DatasetError(f"{display_name(listing)}:{n}: not 'filename,label': {line[:60]!r}")
+        if _escape_reason(name) is not None:
+            raise DatasetError(f"{display_name(listing)}:{n}: {_escape_reason(name)}: {display_name(name)!r}")
+        if _DIGITS.match(label.strip()):
+            items.append((folder / name, label.strip()))
+    if not items:
+        raise DatasetError(f"{display_name(listing)}: no digit labels")
+    return FileDataset(items, f"parish-rowid-{split}")
 
 
 def read_written_amounts(path: Path, ds: FileDataset) -> dict[str, str]:

@@ -20,6 +20,7 @@ from strings.alphabet import SCRIPT_DIGITS, mark_classes
 from strings.config import MODEL_CONFIGS, TrainConfig, split_seed
 from strings.data.base import DatasetError, ImageDataset, resolve_data_root
 from strings.data.catalog import open_dataset, split_train_val
+from strings.data.fields import BoxedDataset, FieldCutDataset, read_boxes
 from strings.data.synth.compose import SynthStrings
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
@@ -34,7 +35,12 @@ def validation_split(cfg: TrainConfig, data_root: str | os.PathLike | None = Non
     """The (fit, validation) halves of ``cfg.validation``'s train split that ``cfg`` trains and
     chooses its model on; rebuilt the same from a checkpoint's stored config."""
     root = resolve_data_root(data_root)
-    return split_train_val(open_dataset(cfg.validation, "train", root), cfg.val_fraction, split_seed(cfg))
+    fit, val = split_train_val(open_dataset(cfg.validation, "train", root), cfg.val_fraction, split_seed(cfg))
+    boxes = next((src.boxes for src in cfg.sources if src.dataset == cfg.validation and src.boxes), "")
+    if boxes:  # loose crops: carved by file, then each part cut to its boxes
+        rows = read_boxes(boxes)
+        return BoxedDataset(fit, rows), BoxedDataset(val, rows)
+    return fit, val
 
 
 def held_out_names(val: ImageDataset) -> set[str]:
@@ -83,8 +89,12 @@ def build_sources(
             )
         elif src.dataset == cfg.validation and src.split == "train":
             ds = fit
+        elif src.boxes:
+            ds = BoxedDataset(open_dataset(src.dataset, src.split, root), read_boxes(src.boxes))
         else:
             ds = open_dataset(src.dataset, src.split, root)
+        if src.field:
+            ds = FieldCutDataset(ds)
         sources.append(ds)
         weights.append(src.weight)
     return sources, weights

@@ -30,12 +30,14 @@ from strings.read.boxes import digit_boxes
 from strings.read.calibration import Calibration, measure_values
 from strings.models.checkpoint import CheckpointError, load_model, sha256_file
 from strings.config import PreprocessConfig
-from strings.decode.ctc import BeamSearchDecoder, Decoded, greedy_decode
+from strings.decode.ctc import EMPTY_CONFIDENCE, BeamSearchDecoder, Decoded, greedy_decode
+from strings.read.field import FieldReading, read_fields
+from strings.config import FieldConfig
 from strings.models import DenseNetCTC
 from strings.image import ImageInput, InvalidImageError, collate_images, load_image, prepare
 
 __all__ = [
-    "Amount", "AmountReading", "bundled_models", "DigitReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
+    "Amount", "AmountReading", "bundled_models", "DigitReading", "FieldReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # strings/weights
@@ -222,6 +224,33 @@ class Recognizer:
                 out[i] = self._reading(dec, prepared[i][1], normed[i], sources[i])
         return out  # type: ignore[return-value]
 
+    def empty_reading(self, source: str = "") -> Reading:
+        """What is returned where nothing was read: no digits, confidence ``EMPTY_CONFIDENCE``."""
+        return Reading("", EMPTY_CONFIDENCE, (), source, "")
+
+    def read_field(self, image: ImageInput, field: FieldConfig | None = None) -> FieldReading:
+        """Find the handwritten string in a loose crop (a register cell, a form box cut by
+        fixed coordinates) and read it; see ``strings.read.field``.
+
+        Example:
+            >>> f = strings.load("field").read_field("cell.jpg")  # doctest: +SKIP
+            >>> f.text, f.box, f.reading.digits[0].box  # doctest: +SKIP
+            ('23', (41, 60, 97, 95), (44, 62, 69, 93))
+        """
+        return self.read_fields([image], field=field)[0]
+
+    def read_fields(self, images: Iterable[ImageInput], field: FieldConfig | None = None, batch_size: int = 64) -> list[FieldReading]:
+        """``read_field`` for many crops; their candidates share the network's batches."""
+        items = list(images)
+        greys = [load_image(x) for x in items]
+        return read_fields(self, greys, [_source(x) for x in items], field or self.field_config, batch_size)
+
+    @property
+    def field_config(self) -> FieldConfig:
+        """How this model searches loose crops: its metadata's ``field`` record, else the defaults."""
+        from strings.config import from_dict
+
+        return from_dict(FieldConfig, self.metadata["field"]) if "field" in self.metadata else FieldConfig()
 
     def threshold(self, max_error: float) -> float:
         """The lowest confidence to accept at ``max_error`` (from the model's calibration)."""

@@ -18,11 +18,13 @@ Example:
 
 Split by concern: ``common`` (SynthConfig and shared helpers), ``glyphs`` (the digit bank),
 ``paper`` (backgrounds), ``compose`` (labels and layout), ``damage`` (scanner and JPEG),
-``write`` (sets on disk, the realism sheet), ``scripts`` (other scripts' numerals).
+``write`` (sets on disk, the realism sheet), ``scripts`` (other scripts' numerals), ``comb``
+(numbers written one digit per printed box, photographed).
 """
 
 from __future__ import annotations
 
+from strings.data.synth.comb import CombConfig, CombFields, comb_fields
 from strings.data.synth.common import DEFAULT_SOURCES, SynthConfig, stroke_widths
 from strings.data.synth.compose import SynthStrings, sample_label
 from strings.data.synth.glyphs import Glyph, GlyphBank
@@ -31,6 +33,6 @@ from strings.data.synth.scripts import script_glyph_bank, script_strings
 from strings.data.synth.write import mnist_test_strings, realism_sheet, write_synth
 
 __all__ = [
-    "DEFAULT_SOURCES", "Backgrounds", "Glyph", "GlyphBank", "SynthConfig", "SynthStrings", "mnist_test_strings",
+    "DEFAULT_SOURCES", "Backgrounds", "CombConfig", "CombFields", "comb_fields", "Glyph", "GlyphBank", "SynthConfig", "SynthStrings", "mnist_test_strings",
     "realism_sheet", "sample_label", "script_glyph_bank", "script_strings", "stroke_widths", "write_synth",
 ]

@@ -1,0 +1,217 @@
+"""Where a handwritten string may sit in a loose field crop: scan margins and ruled lines
+painted out, ink grouped into candidate strings.
+
+A loose crop (a register cell, a form box cut by fixed coordinates) holds far more than the
+number: a black scan margin on one side, ruled lines, printed labels, underlines, other writing.
+This module only proposes places; the recognizer reads each and ``strings.read.field`` chooses
+by its calibrated confidence, so nothing here needs to know what a digit looks like.
+
+Example:
+    >>> from strings.locate import field_candidates
+    >>> clean, boxes = field_candidates(grey)  # doctest: +SKIP
+    >>> boxes[0]  # doctest: +SKIP
+    (31, 52, 88, 81)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from strings.config import FieldConfig
+
+__all__ = ["Box", "clean_field", "field_candidates", "ink_mask"]
+
+Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), pixels of the crop, end exclusive
+
+
+def _paper_level(grey: np.ndarray) -> float:
+    return float(np.percentile(grey, 75))
+
+
+def _margin_mask(grey: np.ndarray, cfg: FieldConfig) -> np.ndarray:
+    """True where a dark scan margin runs in from an edge: whole columns (rows) darker than
+    ``margin_level`` of the paper, contiguous with the crop's border."""
+    h, w = grey.shape
+    mask = np.zeros_like(grey, dtype=bool)
+    paper = _paper_level(grey)
+    dark = paper * cfg.margin_level
+    cols = np.median(grey, axis=0) < dark  # (W,)
+    rows = np.median(grey, axis=1) < dark  # (H,)
+
+    def run_in(flags: np.ndarray) -> tuple[int, int]:
+        n = len(flags)
+        lo = 0
+        while lo < n and flags[lo]:
+            lo += 1
+        hi = n
+        while hi > lo and flags[hi - 1]:
+            hi -= 1
+        return lo, hi
+
+    x0, x1 = run_in(cols)
+    y0, y1 = run_in(rows)
+    # a margin's soft edge: a few pixels more, in proportion to the crop
+    pad = int(round(cfg.margin_pad * min(h, w)))
+    if x0 > 0:
+        mask[:, : min(w, x0 + pad)] = True
+    if x1 < w:
+        mask[:, max(0, x1 - pad) :] = True
+    if y0 > 0:
+        mask[: min(h, y0 + pad)] = True
+    if y1 < h:
+        mask[max(0, y1 - pad) :] = True
+    return mask
+
+
+def ink_mask(grey: np.ndarray, cfg: FieldConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(flattened grey, ink mask): the paper's slow shading divided out, then ink as the pixels
+    darker than ``ink_level`` of the local paper; margins are never ink."""
+    h, w = grey.shape
+    margin = _margin_mask(grey, cfg)
+    g = grey.astype(np.float32)
+    paper_fill = float(np.median(g[~margin])) if (~margin).any() else _paper_level(grey)
+    g[margin] = paper_fill
+    k = max(3, int(round(cfg.background_kernel * min(h, w))) | 1)
+    background = cv2.morphologyEx(g, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    flat = np.clip(g / np.maximum(background, 1.0), 0.0, 1.0)  # (H, W), paper ~1
+    ink = (flat < _ink_threshold(flat[~margin], cfg)) & ~margin
+    return flat, ink
+
+
+def _ink_threshold(flat: np.ndarray, cfg: FieldConfig) -> float:
+    """Otsu's split of the flattened levels, kept between ``faint_level`` (pale pencil, worn
+    ink) and ``ink_level``: a dark pen on clean paper splits near the middle, a faint one high."""
+    if flat.size == 0:
+        return cfg.ink_level
+    u8 = (flat * 255).astype(np.uint8).reshape(1, -1)
+    otsu, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(np.clip(otsu / 255.0, cfg.ink_level, cfg.faint_level))
+
+
+def _ruled_lines(ink: np.ndarray, cfg: FieldConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Long straight strokes: rules, cell borders, box edges (not an underline of the number,
+    which is about as long as the number, nor a digit's upright).
+
+    A horizontal run of ``line_length`` of the width is a rule. A vertical run that long is a
+    rule only where it spans ``rule_span`` of the height (a cell border) or meets a horizontal
+    rule at both ends (a comb's box edge): the 1s and 4s of a tight crop are as tall as that too.
+    Returns (horizontal rules, upright rules), each widened by a pixel."""
+    h, w = ink.shape
+    u8 = ink.astype(np.uint8)
+    kh = max(3, int(round(cfg.line_length * w)))
+    kv = max(3, int(round(cfg.line_length * h)))
+    horiz = cv2.morphologyEx(u8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kh, 1)))
+    vert = cv2.morphologyEx(u8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, kv)))
+    near_rule = cv2.dilate(horiz, np.ones((5, 5), np.uint8)).astype(bool)  # a box edge meets its rule within 2 px
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(vert, connectivity=8)
+    top, height = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]  # (n,)
+    spans = height >= cfg.rule_span * h
+    # a box edge meets a rule at both its ends; a 1 standing on a baseline meets one at its foot
+    ys, xs = np.nonzero(near_rule & (labels > 0))
+    lab = labels[ys, xs]
+    at_top = np.zeros(n, dtype=bool)
+    at_foot = np.zeros(n, dtype=bool)
+    at_top[lab[ys - top[lab] < 3]] = True
+    at_foot[lab[top[lab] + height[lab] - ys <= 3]] = True
+    is_rule = spans | (at_top & at_foot)
+    is_rule[0] = False  # label 0: not a vertical run
+    grow = np.ones((3, 3), np.uint8)
+    return cv2.dilate(horiz, grow).astype(bool), cv2.dilate(is_rule[labels].astype(np.uint8), grow).astype(bool)
+
+
+def _clean(grey: np.ndarray, cfg: FieldConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(clean grey uint8, ink without rules, ink without upright rules only)."""
+    flat, ink = ink_mask(grey, cfg)
+    horiz, upright = _ruled_lines(ink, cfg)
+    lines = horiz | upright
+    clean = (flat * 255.0).astype(np.uint8)
+    clean[~ink] = np.maximum(clean[~ink], np.uint8(255 * cfg.ink_level))  # specks under the level: paper
+    clean[lines] = 255
+    return clean, ink & ~lines, ink & ~upright
+
+
+def clean_field(grey: np.ndarray, cfg: FieldConfig = FieldConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """(clean grey uint8, ink mask): margins, shading and ruled lines painted as flat paper."""
+    clean, ink, _ = _clean(grey, cfg)
+    return clean, ink
+
+
+def _components(ink: np.ndarray, cfg: FieldConfig) -> np.ndarray:
+    """(N, 5) stats of the strokes worth grouping: specks and hairline slivers dropped."""
+    h, w = ink.shape
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    stats = stats[1:]
+    min_area = cfg.min_stroke_area * h * w
+    sw, sh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    keep = stats[:, cv2.CC_STAT_AREA] >= max(min_area, 4)
+    # what is left of a broken or slanted rule: thin, and spanning the crop as a rule does
+    keep &= ~((sh >= cfg.rule_span * h) & (sh > cfg.rule_aspect * sw))
+    keep &= ~((sw >= cfg.line_length * w) & (sw > cfg.rule_aspect * sh))
+    return stats[keep]
+
+
+def _group(stats: np.ndarray, cfg: FieldConfig, shape: tuple[int, int]) -> list[Box]:
+    """Strokes merged into strings (single linkage): two strokes join when they sit side by side
+    (overlapping rows) with a gap under ``join_gap`` of the taller one's height, or one above
+    the other (overlapping columns: the pieces of a broken digit) with a gap under ``stack_gap``."""
+    if len(stats) == 0:
+        return []
+    boxes = [[int(s[0]), int(s[1]), int(s[0] + s[2]), int(s[1] + s[3])] for s in stats]
+    parent = list(range(len(boxes)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
+            ha, hb = a[3] - a[1], b[3] - b[1]
+            wa, wb = a[2] - a[0], b[2] - b[0]
+            side_by_side = min(a[3], b[3]) - max(a[1], b[1]) >= cfg.join_overlap * min(ha, hb)
+            stacked = min(a[2], b[2]) - max(a[0], b[0]) >= cfg.join_overlap * min(wa, wb)  # a broken digit
+            gap_x = max(a[0], b[0]) - min(a[2], b[2])
+            gap_y = max(a[1], b[1]) - min(a[3], b[3])
+            if (side_by_side and gap_x <= cfg.join_gap * max(ha, hb)) or (stacked and gap_y <= cfg.stack_gap * max(ha, hb)):
+                parent[find(i)] = find(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(boxes)):
+        g = groups.setdefault(find(i), [0, 0, 0, 0, 0])
+        b = boxes[i]
+        if g[4] == 0:
+            g[:4] = b
+        else:
+            g[0], g[1], g[2], g[3] = min(g[0], b[0]), min(g[1], b[1]), max(g[2], b[2]), max(g[3], b[3])
+        g[4] += 1
+    return [tuple(g[:4]) for g in groups.values()]  # type: ignore[misc]
+
+
+def field_candidates(grey: np.ndarray, cfg: FieldConfig = FieldConfig()) -> tuple[np.ndarray, list[Box]]:
+    """(image to cut from, candidate boxes): where a string may be, the most ink first, at most
+    ``max_candidates``; each box padded by ``pad`` of its height and kept inside the crop.
+
+    A crop whose writing is taller than ``max_height`` of it is already tight (a cheque's
+    amount box, a cell cut to its number): it is read whole, as it came, since painting out
+    rules there cuts the digits that sit on them."""
+    h, w = grey.shape
+    clean, ink, with_horizontals = _clean(grey, cfg)
+    # tight or not is judged with horizontal rules kept: a baseline through the digits cuts them
+    if any(y1 - y0 > cfg.max_height * h for _, y0, _, y1 in _group(_components(with_horizontals, cfg), cfg, (h, w))):
+        return grey, [(0, 0, w, h)]
+    groups = _group(_components(ink, cfg), cfg, (h, w))
+    scored = []
+    for x0, y0, x1, y1 in groups:
+        bh = y1 - y0
+        if bh < cfg.min_height * h:
+            continue
+        mass = float(ink[y0:y1, x0:x1].sum())
+        scored.append((mass, (x0, y0, x1, y1)))
+    scored.sort(key=lambda t: -t[0])
+    out: list[Box] = []
+    for _, (x0, y0, x1, y1) in scored[: cfg.max_candidates]:
+        p = int(round(cfg.pad * (y1 - y0)))
+        out.append((max(0, x0 - p), max(0, y0 - p), min(w, x1 + p), min(h, y1 + p)))
+    return clean, out
