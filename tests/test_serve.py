@@ -211,14 +211,18 @@ def test_amount_options_that_cannot_apply_are_a_422_naming_them(
     assert all(w in body["error"]["message"] for w in words), body["error"]["message"]
 
 
-def test_field_is_not_supported_until_the_recognizer_reads_fields(server: str, rec: strings.Recognizer):
-    image = [("c.png", png(IMAGES["c.png"]))]
-    if hasattr(rec, "read_field"):
-        assert post_files(server, image, field="total")[0] == 200
-    else:
-        status, body = post_files(server, image, field="total")
-        assert status == 400 and body["error"]["code"] == "not_supported" and body["error"]["item"] == "field"
-        assert "not supported by this model/version" in body["error"]["message"]
+def test_field_reads_loose_crops_as_read_fields_does(server: str, rec: strings.Recognizer):
+    crop = np.full((150, 120), 228, np.uint8)  # a register-like cell: margin, rule, the number low down
+    crop[:, :14] = 12
+    cv2.line(crop, (14, 20), (119, 20), 70, 2)
+    digits = IMAGES["c.png"]
+    h, w = digits.shape
+    crop[80 : 80 + h, 30 : 30 + w] = np.minimum(crop[80 : 80 + h, 30 : 30 + w], digits)
+    status, body = post_files(server, [("cell.png", png(crop)), ("a.png", png(IMAGES["a.png"]))], field="true")
+    assert status == 200, body
+    for record, want in zip(body["results"], rec.read_fields([crop, IMAGES["a.png"]])):
+        assert (record["text"], record["box"], len(record["others"])) == (want.text, list(want.box or []) or None, len(want.others))
+    assert body["results"][0]["image"] == "cell.png"
 
 
 def test_an_uncalibrated_model_refuses_amounts_with_a_4xx(tmp_path: Path):

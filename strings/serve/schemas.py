@@ -49,7 +49,7 @@ class ReadOptions(Options):
     beam: int | None = Field(None, ge=0, description="CTC beam width; 0 greedy; default: the server's --beam")
     amount: bool = Field(False, description="add the cheque amount: written, value, accept/review and reasons")
     max_error: float = Field(0.01, gt=0.0, lt=1.0, description="error rate the amount's acceptance is judged at")
-    field: str | None = Field(None, min_length=1, max_length=64, description="a form field to find and read")
+    field: bool = Field(False, description="each image is a loose crop (a register cell, a form box): find the string, then read it")
     locale: str = Field(
         DEFAULT_LOCALE,
         description="how amounts are written: which mark groups thousands and which starts the cents",

@@ -42,13 +42,6 @@ def _check_options(service: Service, opts: ReadOptions) -> tuple[int, AmountRequ
         raise ServeError(
             422, "bad_option", f"option 'beam': at most {cfg.max_beam} on this server (--max-beam)", item="beam"
         )
-    if opts.field is not None and not hasattr(rec, "read_field"):
-        raise ServeError(
-            400,
-            "not_supported",
-            "option 'field': reading form fields is not supported by this model/version",
-            item="field",
-        )
     if not opts.amount:
         if "locale" in opts.model_fields_set:  # a locale alone would be silently ignored
             raise ServeError(
@@ -73,10 +66,12 @@ async def _read(request: Request, service: Service) -> dict[str, Any]:
     good = [i for i, d in enumerate(decoded) if not isinstance(d, ItemProblem)]
     greys = [decoded[i] for i in good]
     rec = service.for_beam(beam)
-    if opts.field is not None:  # another issue adds Recognizer.read_field: not batched
-        fn = rec.read_field  # type: ignore[attr-defined]
-        results = [await anyio.to_thread.run_sync(lambda g=g: fn(g, field=opts.field)) for g in greys]
-        by_index = {i: {**r.to_dict(), "image": names[i]} for i, r in zip(good, results)}
+    if opts.field:  # the request's crops and their candidates share the network's batches
+        found = await anyio.to_thread.run_sync(lambda: rec.read_fields(greys) if greys else [])
+        by_index = {
+            i: {**reading_record(rec, f.reading, names[i], amount), **f.to_dict(), "image": names[i], "source": names[i]}
+            for i, f in zip(good, found)
+        }
     else:
         service.metrics.queued.set(service.batcher.queued() + len(greys))
         readings = await service.batcher.submit(greys, [names[i] for i in good], beam)
