@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from strings.models.checkpoint import atomic_write, load_model, save_model, sha256_file
-from strings.config import PreprocessConfig
+from strings.config import FieldConfig, PreprocessConfig, TrainConfig, from_dict, to_dict
 from strings.read.recognizer import WEIGHTS_DIR, resolve_model
 
 
@@ -54,6 +54,9 @@ def main() -> None:
         meta.pop("calibration", None)  # fitted on the old input: calibrate again
         pre = dataclasses.replace(pre, **changes)
     meta["name"] = args.name
+    trained = from_dict(TrainConfig, meta["train_config"]) if "train_config" in meta else None
+    if trained is not None and trained.reads_fields and "field" not in meta:  # trained before runs recorded it
+        meta["field"] = to_dict(FieldConfig())
     if args.out:
         save_model(args.out, model, pre, meta)
         print(f"wrote {args.out}" + (" (uncalibrated: run strings calibrate)" if changes else ""))

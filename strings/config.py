@@ -48,7 +48,8 @@ class FieldConfig:
     the crop's height, width or area, so the same record fits a 200-px register cell and a
     2,000-px scan of a form box."""
 
-    margin_level: float = 0.45  # a border column/row whose median grey is under this share of the paper is scan margin
+    margin_level: float = 0.45  # a column/row whose median grey is under this share of the paper is scan margin
+    margin_width: float = 0.15  # and this wide at least (share of the crop's width / height: not an underline)
     margin_pad: float = 0.03  # and this much more of the crop's short side (the margin's soft edge)
     background_kernel: float = 0.25  # closing window that estimates the paper's shading
     ink_level: float = 0.72  # a pixel darker than this share of its local paper is ink, at least
@@ -62,7 +63,8 @@ class FieldConfig:
     stack_gap: float = 0.0  # strokes one above the other join across a gap this small (share of height; 0: only
     # touching ones: a wider reach joined numbers to their underlines, 70% -> 65% of 200 parish train crops read)
     min_height: float = 0.04  # a candidate string is this tall at least
-    max_height: float = 0.6  # writing taller than this share of the crop's height: the crop is tight, read whole
+    max_height: float = 0.6  # and this tall at most (share of the crop's height); taller writing
+    tight_aspect: float = 1.0  # at least this many times wider than tall makes the crop tight: read whole, as it came
     pad: float = 0.25  # paper kept around a candidate, in its heights
     max_candidates: int = 6  # the recognizer reads at most this many per crop, the most ink first
 
@@ -253,6 +255,11 @@ class TrainConfig:
     task: str = "ctc"  # ctc: digit strings | classify: single digits (strings.digits)
     script: str = "latin"  # numerals (strings.alphabet.SCRIPT_DIGITS): a string model's alphabet, a classifier's symbols
     label_smoothing: float = 0.0  # classify only: cross-entropy label smoothing
+
+    @property
+    def reads_fields(self) -> bool:
+        """Whether some of its strings are loose crops cut by the field search."""
+        return any(src.boxes or src.field for src in self.sources)
 
     def __post_init__(self) -> None:
         from strings.alphabet import SCRIPT_DIGITS

@@ -30,37 +30,29 @@ def _paper_level(grey: np.ndarray) -> float:
 
 
 def _margin_mask(grey: np.ndarray, cfg: FieldConfig) -> np.ndarray:
-    """True where a dark scan margin runs in from an edge: whole columns (rows) darker than
-    ``margin_level`` of the paper, contiguous with the crop's border."""
+    """True on scan margins: whole columns (rows) darker than ``margin_level`` of the paper,
+    at the crop's edge or inside it (a page's edge with the scanner bed's light beyond it),
+    widened by ``margin_pad`` of the crop's short side for the margin's soft edge."""
     h, w = grey.shape
     mask = np.zeros_like(grey, dtype=bool)
-    paper = _paper_level(grey)
-    dark = paper * cfg.margin_level
-    cols = np.median(grey, axis=0) < dark  # (W,)
-    rows = np.median(grey, axis=1) < dark  # (H,)
-
-    def run_in(flags: np.ndarray) -> tuple[int, int]:
-        n = len(flags)
-        lo = 0
-        while lo < n and flags[lo]:
-            lo += 1
-        hi = n
-        while hi > lo and flags[hi - 1]:
-            hi -= 1
-        return lo, hi
-
-    x0, x1 = run_in(cols)
-    y0, y1 = run_in(rows)
-    # a margin's soft edge: a few pixels more, in proportion to the crop
+    dark = _paper_level(grey) * cfg.margin_level
     pad = int(round(cfg.margin_pad * min(h, w)))
-    if x0 > 0:
-        mask[:, : min(w, x0 + pad)] = True
-    if x1 < w:
-        mask[:, max(0, x1 - pad) :] = True
-    if y0 > 0:
-        mask[: min(h, y0 + pad)] = True
-    if y1 < h:
-        mask[max(0, y1 - pad) :] = True
+    window = np.ones(2 * pad + 1, np.int32)
+
+    def bands(flags: np.ndarray) -> np.ndarray:
+        """Runs of dark lines at least ``margin_width`` of the crop wide (a digit's upright in
+        a tight crop darkens its columns too, but only a few), widened by ``pad``."""
+        keep = np.zeros_like(flags)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+        for lo, hi in zip(edges[::2], edges[1::2]):
+            if hi - lo >= cfg.margin_width * len(flags):
+                keep[lo:hi] = True
+        return np.convolve(keep.astype(np.int32), window, mode="same") > 0
+
+    cols = bands(np.median(grey, axis=0) < dark)  # (W,)
+    mask[:, cols] = True
+    if not cols.all():  # rows judged on the columns left, so a wide side margin does not darken every row
+        mask[bands(np.median(grey[:, ~cols], axis=1) < dark)] = True  # (H,)
     return mask
 
 
@@ -198,14 +190,16 @@ def field_candidates(grey: np.ndarray, cfg: FieldConfig = FieldConfig()) -> tupl
     rules there cuts the digits that sit on them."""
     h, w = grey.shape
     clean, ink, with_horizontals = _clean(grey, cfg)
-    # tight or not is judged with horizontal rules kept: a baseline through the digits cuts them
-    if any(y1 - y0 > cfg.max_height * h for _, y0, _, y1 in _group(_components(with_horizontals, cfg), cfg, (h, w))):
-        return grey, [(0, 0, w, h)]
+    # tight or not is judged with horizontal rules kept (a baseline through the digits cuts
+    # them), on string-shaped writing: a cell's leftover border with its rule is tall, not wide
+    for x0, y0, x1, y1 in _group(_components(with_horizontals, cfg), cfg, (h, w)):
+        if y1 - y0 > cfg.max_height * h and x1 - x0 >= cfg.tight_aspect * (y1 - y0):
+            return grey, [(0, 0, w, h)]
     groups = _group(_components(ink, cfg), cfg, (h, w))
     scored = []
     for x0, y0, x1, y1 in groups:
         bh = y1 - y0
-        if bh < cfg.min_height * h:
+        if not cfg.min_height * h <= bh <= cfg.max_height * h:
             continue
         mass = float(ink[y0:y1, x0:x1].sum())
         scored.append((mass, (x0, y0, x1, y1)))

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from strings._version import __version__
-from strings.config import TrainConfig, to_dict
+from strings.config import FieldConfig, TrainConfig, to_dict
 from strings.data.base import ImageDataset
 from strings.data.sources import TrainingData, training_data
 from strings.models.checkpoint import CheckpointError, atomic_write
@@ -154,6 +154,8 @@ class _Run:
             "validation": metrics,
             "augmentation": self.task.augmentation(self.preprocess) if self.cfg.augment else None,
             "train_state": self.state,
+            # a model taught on loose crops records the field search it was taught through
+            **({"field": to_dict(FieldConfig())} if self.cfg.reads_fields else {}),
         }
 
 
