@@ -59,7 +59,7 @@ class FieldConfig:
     rule_aspect: float = 6.0  # a stroke this many times longer than thick, and long, is a piece of a rule
     min_stroke_area: float = 0.0002  # strokes under this share of the crop's area are specks
     join_overlap: float = 0.2  # strokes join when their vertical overlap is this share of the shorter
-    join_gap: float = 0.9  # and the gap between them is under this share of the taller one's height
+    join_gap: float = 0.9  # and the gap between them is under this share of the shorter one's height
     stack_gap: float = 0.0  # strokes one above the other join across a gap this small (share of height; 0: only
     # touching ones: a wider reach joined numbers to their underlines, 70% -> 65% of 200 parish train crops read)
     min_height: float = 0.04  # a candidate string is this tall at least

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from strings.config import FieldConfig
-from strings.locate import Box, field_candidates
+from strings.locate import Box, find_places
 
 if TYPE_CHECKING:
     from strings.read.recognizer import Reading, Recognizer
@@ -64,17 +64,20 @@ def read_fields(
     sources = sources if sources is not None else [""] * len(greys)
     crops: list[np.ndarray] = []
     owner: list[tuple[int, Box]] = []
+    combs: list[Box | None] = []
     for i, grey in enumerate(greys):
-        clean, boxes = field_candidates(grey, cfg)
-        for x0, y0, x1, y1 in boxes:
-            crops.append(clean[y0:y1, x0:x1])
+        places = find_places(grey, cfg)
+        combs.append(places.boxes[0] if places.comb else None)
+        for x0, y0, x1, y1 in places.boxes:
+            crops.append(places.image[y0:y1, x0:x1])
             owner.append((i, (x0, y0, x1, y1)))
     per_item: list[list[tuple[Reading, Box]]] = [[] for _ in greys]
     for reading, (i, box) in zip(rec.recognize_greys(crops, batch_size=batch_size) if crops else [], owner):
         per_item[i].append((_shifted(reading, box, sources[i]), box))
     out = []
     for i, found in enumerate(per_item):
-        found = sorted((f for f in found if f[0].text), key=lambda f: -f[0].confidence)
+        # a comb's boxes hold the number: what they read comes before any single place in them
+        found = sorted((f for f in found if f[0].text), key=lambda f: (f[1] != combs[i], -f[0].confidence))
         if not found:
             out.append(FieldReading(rec.empty_reading(sources[i]), None))
         else:
