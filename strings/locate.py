@@ -98,7 +98,7 @@ def _ruled_lines(ink: np.ndarray, cfg: FieldConfig) -> tuple[np.ndarray, np.ndar
     kv = max(3, int(round(cfg.line_length * h)))
     horiz = cv2.morphologyEx(u8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kh, 1)))
     vert = cv2.morphologyEx(u8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, kv)))
-    near_rule = cv2.dilate(horiz, np.ones((5, 5), np.uint8)).astype(bool)  # a box edge meets its rule within 2 px
+    near_rule = cv2.dilate(horiz, np.ones((3, 3), np.uint8)).astype(bool)  # a box edge meets its rule: printed, it touches
     n, labels, stats, _ = cv2.connectedComponentsWithStats(vert, connectivity=8)
     top, height = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]  # (n,)
     spans = height >= cfg.rule_span * h
@@ -114,10 +114,12 @@ def _ruled_lines(ink: np.ndarray, cfg: FieldConfig) -> tuple[np.ndarray, np.ndar
     is_rule = spans | edges
     is_rule[0] = False
     comb: Box | None = None
-    if edges.sum() >= 2:
-        e = stats[edges]
-        x0, y0 = int(e[:, cv2.CC_STAT_LEFT].min()), int(e[:, cv2.CC_STAT_TOP].min())
-        comb = (x0, y0, int((e[:, 0] + e[:, 2]).max()), int((e[:, 1] + e[:, 3]).max()))
+    if edges.sum() >= 2:  # the comb spans its edges and the rules they meet (a tilted edge may go unseen)
+        _, hlabels, hstats, _ = cv2.connectedComponentsWithStats(horiz, connectivity=8)
+        touched = np.unique(hlabels[cv2.dilate(edges[labels].astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)])
+        parts = np.concatenate([stats[edges, :4], hstats[touched[touched > 0], :4]])  # (k, 4): x, y, w, h
+        comb = (int(parts[:, 0].min()), int(parts[:, 1].min()),
+                int((parts[:, 0] + parts[:, 2]).max()), int((parts[:, 1] + parts[:, 3]).max()))
     grow = np.ones((3, 3), np.uint8)
     horiz_wide = cv2.dilate(horiz, grow).astype(bool)
     return horiz_wide, cv2.dilate(is_rule[labels].astype(np.uint8), grow).astype(bool), comb
