@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from strings.cli.common import add_model_args, backend_args, print_json, write_misses
+from strings.cli.common import add_model_args, load_recognizer, print_json, write_misses
 from strings.metrics import wilson_interval
 from strings.read.amount import written_scores
 
@@ -33,11 +33,9 @@ def _benchmark_dataset(args: argparse.Namespace):
 def run_benchmark(args: argparse.Namespace) -> int:
     from strings.train.evaluate import evaluate
     from strings.read.field import FieldReader
-    from strings.read.recognizer import list_models, load
 
     dataset, split = _benchmark_dataset(args)
-    model = args.model or ("field" if args.field and "field" in list_models() else None)
-    rec = load(model, beam_size=args.beam, **backend_args(args))
+    rec = load_recognizer(args)
     reader = FieldReader(rec) if args.field else rec
     report = evaluate(reader, dataset, batch_size=args.batch_size, progress=not args.json)
     result = {

@@ -73,6 +73,17 @@ def add_model_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's own)")
 
 
+def load_recognizer(args: argparse.Namespace) -> Any:
+    """The Recognizer a reading command asks for (--model, --beam, --backend, --threads); with
+    --field and no --model, the bundled ``field`` model where the package has one."""
+    from strings.read.recognizer import list_models, load
+
+    model = args.model
+    if model is None and getattr(args, "field", False) and "field" in list_models():
+        model = "field"
+    return load(model, beam_size=args.beam, **backend_args(args))
+
+
 def backend_args(args: argparse.Namespace) -> dict[str, Any]:
     """``load`` keywords from --backend / --threads (PyTorch's thread count is process-wide)."""
     import torch

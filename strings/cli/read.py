@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from strings.cli.common import add_model_args, backend_args, expand_inputs, parse_shard
+from strings.cli.common import add_model_args, expand_inputs, load_recognizer, parse_shard
 from strings.read.amount import DEFAULT_LOCALE, LOCALES
 
 __all__ = ["add_parser", "run_recognize"]
@@ -23,7 +23,7 @@ def run_recognize(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from strings.read.recognizer import ItemError, load
+    from strings.read.recognizer import ItemError
     from strings.image import display_name, load_image
     from strings.read.draw import draw_field, draw_reading
 
@@ -32,10 +32,7 @@ def run_recognize(args: argparse.Namespace) -> int:
     items = expand_inputs(args.images, args.list)[index::count]
     if not items:
         raise SystemExit("error: no images to read (give image files, folders or --list FILE)")
-    from strings.read.recognizer import list_models
-
-    model = args.model or ("field" if args.field and "field" in list_models() else None)
-    rec = load(model, beam_size=args.beam, **backend_args(args))
+    rec = load_recognizer(args)
     if args.decimals is not None:
         print("warning: --decimals no longer applies: an amount's cents come from the separators read (--amount)",
               file=sys.stderr)
