@@ -11,12 +11,21 @@ Datasets (the project's own readers where it has one):
 - ``mnist-strings``: ``strings.data.synth.mnist_test_strings`` (real MNIST *test* digits on
   synthetic paper), the first ``--mnist-n`` strings of its fixed seed;
 - ``parish-rowid`` validation: real *loose* field crops of handwritten row numbers (ruled
-  lines, scan margin, footer print, other writing). No ``open_dataset`` name exists for it, so
-  ``labels.csv`` is read here; digit-only labels are kept (2,697 of 2,882) and a fixed seeded
-  subset of ``--parish-n`` is drawn, because rapidocr with its detector reads about 1 image/s.
-  strings reads the whole crop as a tight crop, so it is expected to fail there: that is the
-  point of the row (it has no detector). rapidocr runs both recognition only and detection +
-  recognition on it.
+  lines, scan margin, footer print, other writing). ``labels.csv`` is read here; digit-only
+  labels are kept (2,697 of 2,882) and a fixed seeded subset of ``--parish-n`` is drawn, because
+  rapidocr with its detector reads about 1 image/s;
+- ``photo-strings`` test: ``strings.data.synth.photo`` (MNIST *test* digits photographed in
+  colour on synthetic paper, its own seed), the first ``--photo-n``; the peers read the colour
+  photo, strings the grey image it turns that photo into;
+- ``comb-fields`` test: ``strings.data.synth.comb`` (one digit per printed box, placeholders,
+  phone capture; MNIST test digits, its own seed), the first ``--comb-n``.
+
+On the loose crops (parish, comb) strings reads both the whole crop and through its field
+search (``read_field``), and rapidocr both recognition only and detection + recognition.
+``--models`` names the strings models to run (bundled names or ``.safetensors`` paths), and
+``--append`` merges this run's rows into an existing ``--out`` (rows of the same dataset,
+system and mode are replaced; every row keeps the index of the run, with its command, date and
+machine, that measured it).
 
 Scoring: exact string match and CER (edits / reference digits) after removing every non-digit
 from a peer's output (separators, letters, the footer text its detector also reads), as
@@ -26,8 +35,8 @@ intra-op threads (1 by default, see THREADS). The machine is shared (2 cores), s
 noisy; the load average at start and end is recorded.
 
     python benchmarks/peers.py --data-root /work/shared/data --out benchmarks/peers.json \
-        --md benchmarks/peers.md [--systems strings,rapidocr,tesseract] \
-        [--datasets car-a-partial,mnist-strings,parish-rowid] [--parish-n 300]
+        --md benchmarks/peers.md [--systems strings,rapidocr,tesseract] [--models default,field] \
+        [--datasets car-a-partial,mnist-strings,parish-rowid,photo-strings,comb-fields] [--parish-n 300] [--append]
 
 A system that is not installed is skipped with a printed reason. rapidocr needs no download:
 the rapidocr 3.10.0 wheel carries its three ONNX models (``rapidocr/models/``), and
@@ -58,13 +67,16 @@ import numpy as np
 # --------------------------------------------------------------------------- config
 
 SYSTEMS = ("strings", "rapidocr", "tesseract")
-DATASETS = ("car-a-partial", "mnist-strings", "parish-rowid")
+DATASETS = ("car-a-partial", "mnist-strings", "parish-rowid", "photo-strings", "comb-fields")
 CAR_SPLIT = "test"
 MNIST_N = 500  # strings of MNIST test digits (the project's fixed seed, 20141)
 PARISH_DIR = "parish-rowid/validation"
 PARISH_N = 300  # seeded subset of the 2,697 digit-only validation crops
 PARISH_SEED = 0
-DETECTOR_DATASETS = ("parish-rowid",)  # loose field crops: where a detector is needed
+PHOTO_N = 1000  # the photo benchmark's test set (strings.data.synth.photo.PHOTO_TEST_N)
+COMB_N = 300  # of the comb benchmark's 1,000 (rapidocr's detector reads about 1 image/s)
+MODELS = ("default",)
+DETECTOR_DATASETS = ("parish-rowid", "comb-fields")  # loose field crops: where a detector is needed
 BATCH = 64  # strings' batched read (its default batch size)
 WARMUP = 3  # untimed calls per system and dataset (first-call model loading, caches)
 # Intra-op threads for every system. 1 by default: the same for all, and robust on a shared
@@ -88,6 +100,7 @@ class Images:
     labels: list[str]
     names: list[str]
     note: str = ""
+    colours: list[np.ndarray] | None = None  # (H, W, 3) uint8 RGB where the set is in colour
 
 
 def load_car(data_root: str) -> Images:
@@ -122,6 +135,27 @@ def load_parish(data_root: str, n: int, seed: int) -> Images:
                   [f for f, _ in chosen],
                   f"validation split, {len(chosen)} of {len(digit_rows)} digit-only labels ({len(rows)} crops), "
                   f"seed {seed}; loose field crops")
+
+
+def load_photo(data_root: str, n: int) -> Images:
+    from strings.data import open_dataset
+
+    ds = open_dataset("photo-strings", "test", data_root)
+    n = min(n, len(ds))
+    shots = [ds.colour(i) for i in range(n)]  # type: ignore[attr-defined]
+    greys = [ds[i].image for i in range(n)]
+    return Images("photo-strings", greys, [lab for _, lab in shots], [f"photo-strings[{i}]" for i in range(n)],
+                  f"test split, first {n}: synthetic phone photos of MNIST test digits (colour to the peers)",
+                  [rgb for rgb, _ in shots])
+
+
+def load_comb(data_root: str, n: int) -> Images:
+    from strings.data import open_dataset
+
+    ds = open_dataset("comb-fields", "test", data_root)
+    samples = [ds[i] for i in range(min(n, len(ds)))]
+    return Images("comb-fields", [s.image for s in samples], [s.label for s in samples], [s.name for s in samples],
+                  f"test split, first {len(samples)}: synthetic comb fields of MNIST test digits; loose field crops")
 
 
 # --------------------------------------------------------------------------- scoring
@@ -163,6 +197,7 @@ class Mode:
     read_one: Callable[[np.ndarray], str]
     read_batch: Callable[[list[np.ndarray]], list[str]] | None = None
     prepare: Callable[[np.ndarray], Any] = field(default=lambda g: g)  # untimed input conversion
+    colour: bool = False  # given the colour image where the set has one (else the grey one)
 
 
 class System:
@@ -183,9 +218,11 @@ class System:
 
 
 class StringsSystem(System):
-    """The bundled default model, greedy decoding, on the whole image (it has no detector)."""
+    """strings models (``--models``), greedy decoding: on the whole image, and through the field
+    search on loose crops."""
 
     name = "strings"
+    models: tuple[str, ...] = MODELS
 
     def unavailable(self) -> str | None:
         try:
@@ -207,9 +244,16 @@ class StringsSystem(System):
         import strings
 
         torch.set_num_threads(self.threads)
-        rec = strings.load()
-        return [Mode("default model", read_one=lambda g: rec.recognize_greys([g])[0].text,
-                     read_batch=lambda gs: [r.text for r in rec.recognize_greys(gs, batch_size=BATCH)])]
+        out = []
+        for model in self.models:
+            rec = strings.load(model)
+            label = Path(model).stem if model.endswith(".safetensors") else model
+            out.append(Mode(f"{label} model", read_one=lambda g, r=rec: r.recognize_greys([g])[0].text,
+                            read_batch=lambda gs, r=rec: [x.text for x in r.recognize_greys(gs, batch_size=BATCH)]))
+            if dataset in DETECTOR_DATASETS:
+                out.append(Mode(f"{label} model, field reading", read_one=lambda g, r=rec: r.read_fields([g])[0].text,
+                                read_batch=lambda gs, r=rec: [x.text for x in r.read_fields(gs, batch_size=BATCH)]))
+        return out
 
 
 class RapidOCRSystem(System):
@@ -234,7 +278,8 @@ class RapidOCRSystem(System):
 
         engine = RapidOCR(params={**RAPIDOCR_PARAMS, "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
                                   "EngineConfig.onnxruntime.inter_op_num_threads": 1})
-        to_bgr = lambda g: cv2.cvtColor(g, cv2.COLOR_GRAY2BGR)  # rapidocr's documented input is BGR
+        def to_bgr(img: np.ndarray) -> np.ndarray:  # rapidocr's documented input is BGR
+            return cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.ndim == 3 else cv2.COLOR_GRAY2BGR)
 
         def rec_only(img: np.ndarray) -> str:
             return "".join(engine(img, use_det=False, use_cls=False, use_rec=True).txts or ())
@@ -243,9 +288,9 @@ class RapidOCRSystem(System):
             # All detected lines in rapidocr's order (top to bottom); digits_only drops the footer print.
             return "".join(engine(img, use_det=True, use_cls=False, use_rec=True).txts or ())
 
-        out = [Mode("recognition only", rec_only, prepare=to_bgr)]
+        out = [Mode("recognition only", rec_only, prepare=to_bgr, colour=True)]
         if dataset in DETECTOR_DATASETS:
-            out.append(Mode("detection + recognition", det_rec, prepare=to_bgr))
+            out.append(Mode("detection + recognition", det_rec, prepare=to_bgr, colour=True))
         return out
 
 
@@ -273,8 +318,10 @@ class TesseractSystem(System):
             res = subprocess.run(cmd, input=png, capture_output=True, env=env, check=False)
             return res.stdout.decode("utf-8", "replace").strip()
 
-        return [Mode(f"psm {TESSERACT_ARGS[1]}, digits whitelist", read,
-                     prepare=lambda g: cv2.imencode(".png", g)[1].tobytes())]
+        def png(img: np.ndarray) -> bytes:
+            return cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img)[1].tobytes()
+
+        return [Mode(f"psm {TESSERACT_ARGS[1]}, digits whitelist", read, prepare=png, colour=True)]
 
 
 ALL_SYSTEMS: dict[str, type[System]] = {"strings": StringsSystem, "rapidocr": RapidOCRSystem, "tesseract": TesseractSystem}
@@ -287,7 +334,8 @@ def run_mode(system: str, mode: Mode, data: Images) -> dict[str, Any]:
     """Read every image one per call (timed), and batched where the system has it (timed)."""
     from tqdm import tqdm
 
-    inputs = [mode.prepare(g) for g in data.greys]
+    images = data.colours if (mode.colour and data.colours is not None) else data.greys
+    inputs = [mode.prepare(g) for g in images]
     for x in inputs[:WARMUP]:
         mode.read_one(x)
     raw: list[str] = []
@@ -335,30 +383,41 @@ def pct(x: float) -> str:
 
 
 def write_markdown(result: dict[str, Any], path: Path) -> None:
-    lines = ["# Peers on the same images (benchmarks/peers.py)", "",
-             f"- command: `{result['command']}`",
-             f"- date: {result['date']}",
-             (f"- CPU: {result['machine']['cpu']}, {result['machine']['cores']} cores (shared with other work: "
-              f"speeds are noisy); load average {result['load_average_start']} at start, "
-              f"{result['load_average_end']} at end; wall time {result['wall_seconds'] / 60:.1f} min"),
-             f"- systems: {'; '.join(result['system_versions'].values())}",
-             f"- packages: {', '.join(f'{k} {v}' for k, v in result['packages'].items())}",
-             ("- scoring: exact string match and CER after removing non-digits from every output; "
-              "95% Wilson interval on accuracy; image decoding excluded from speed"), ""]
+    lines = ["# Peers on the same images (benchmarks/peers.py)", ""]
+    for i, run in enumerate(result["runs"]):
+        lines += [f"Run {i}:", "",
+                  f"- command: `{run['command']}`",
+                  f"- date: {run['date']}",
+                  (f"- CPU: {run['machine']['cpu']}, {run['machine']['cores']} cores (shared with other work: "
+                   f"speeds are noisy); load average {run['load_average_start']} at start, "
+                   f"{run['load_average_end']} at end; wall time {run['wall_seconds'] / 60:.1f} min"),
+                  f"- systems: {'; '.join(run['system_versions'].values())}",
+                  f"- packages: {', '.join(f'{k} {v}' for k, v in run['packages'].items())}"]
+        lines += [f"- skipped {s}: {why}" for s, why in run["skipped"].items()]
+        lines.append("")
+    lines += [("- scoring: exact string match and CER after removing non-digits from every output; "
+               "95% Wilson interval on accuracy; image decoding excluded from speed"), ""]
     for name, info in result["datasets"].items():
         lines.append(f"- {name}: {info['n']} images, {info['note']}")
-    if result["skipped"]:
-        lines.append("")
-        lines += [f"- skipped {s}: {why}" for s, why in result["skipped"].items()]
-    lines += ["", "| dataset (n) | system | mode | exact | 95% CI | CER | images/s, one at a time | images/s, batched |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
+    lines += ["", "| dataset (n) | system | mode | exact | 95% CI | CER | images/s, one at a time | images/s, batched | run |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    order = {name: i for i, name in enumerate(DATASETS)}
+    for r in sorted(result["rows"], key=lambda r: order.get(r["dataset"], len(order))):
         lo, hi = r["accuracy_ci95"]
         batched = f"{r['images_per_s_batched']:.0f}" if "images_per_s_batched" in r else ""
         single = r["images_per_s_single"]
         lines.append(f"| {r['dataset']} ({r['n']}) | {r['system']} | {r['mode']} | {pct(r['accuracy'])} | "
-                     f"{pct(lo)}-{pct(hi)} | {r['cer']:.3f} | {single:.1f} | {batched} |")
+                     f"{pct(lo)}-{pct(hi)} | {r['cer']:.3f} | {single:.1f} | {batched} | {r.get('run', 0)} |")
     path.write_text("\n".join(lines) + "\n")
+
+
+def _upgrade(result: dict[str, Any]) -> dict[str, Any]:
+    """A results file from before runs were recorded: its one run's fields become run 0."""
+    if "runs" in result:
+        return result
+    keys = ("command", "date", "machine", "packages", "load_average_start", "load_average_end", "wall_seconds",
+            "config", "system_versions", "skipped")
+    return {"runs": [{k: result[k] for k in keys if k in result}], "datasets": result["datasets"], "rows": result["rows"]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,6 +430,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--parish-n", type=int, default=PARISH_N)
     p.add_argument("--parish-seed", type=int, default=PARISH_SEED)
     p.add_argument("--mnist-n", type=int, default=MNIST_N)
+    p.add_argument("--photo-n", type=int, default=PHOTO_N)
+    p.add_argument("--comb-n", type=int, default=COMB_N)
+    p.add_argument("--models", default=",".join(MODELS), help="strings models: bundled names or .safetensors paths")
+    p.add_argument("--append", action="store_true", help="merge this run's rows into an existing --out")
     p.add_argument("--threads", type=int, default=THREADS, help="intra-op threads for every system")
     args = p.parse_args(argv)
 
@@ -382,31 +445,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     for bad in [s for s in wanted if s not in ALL_SYSTEMS] + [d for d in names if d not in DATASETS]:
         p.error(f"unknown system or dataset {bad!r}")
     t0 = time.perf_counter()
-    result: dict[str, Any] = {
+    run: dict[str, Any] = {
         "command": " ".join(["python", *sys.argv]) if argv is None else " ".join(["python", "benchmarks/peers.py", *argv]),
         "date": datetime.datetime.now(datetime.UTC).strftime("%a %b %d %H:%M:%S UTC %Y"),
         "machine": machine(), "packages": package_versions(),
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
         "config": {"car_split": CAR_SPLIT, "mnist_n": args.mnist_n, "parish_n": args.parish_n,
-                   "parish_seed": args.parish_seed, "threads": args.threads, "batch": BATCH, "warmup": WARMUP,
+                   "parish_seed": args.parish_seed, "photo_n": args.photo_n, "comb_n": args.comb_n,
+                   "models": args.models, "threads": args.threads, "batch": BATCH, "warmup": WARMUP,
                    "tesseract_args": list(TESSERACT_ARGS), "rapidocr_params": RAPIDOCR_PARAMS},
-        "system_versions": {}, "skipped": {}, "datasets": {}, "rows": [],
+        "system_versions": {}, "skipped": {},
     }
+    result: dict[str, Any] = {"runs": [], "datasets": {}, "rows": []}
+    if args.append and args.out.exists():
+        result = _upgrade(json.loads(args.out.read_text()))
+    run_index = len(result["runs"])
+    result["runs"].append(run)
+    StringsSystem.models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     systems: list[System] = []
     for s in wanted:
         system = ALL_SYSTEMS[s](args.threads)
         why = system.unavailable()
         if why is not None:
             print(f"skipping {s}: {why}", file=sys.stderr)
-            result["skipped"][s] = why
+            run["skipped"][s] = why
             continue
         systems.append(system)
-        result["system_versions"][s] = system.version()
+        run["system_versions"][s] = system.version()
 
     loaders: dict[str, Callable[[], Images]] = {
         "car-a-partial": lambda: load_car(data_root),
         "mnist-strings": lambda: load_mnist(data_root, args.mnist_n),
         "parish-rowid": lambda: load_parish(data_root, args.parish_n, args.parish_seed),
+        "photo-strings": lambda: load_photo(data_root, args.photo_n),
+        "comb-fields": lambda: load_comb(data_root, args.comb_n),
     }
     for name in names:
         data = loaders[name]()
@@ -417,13 +489,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lo, hi = row["accuracy_ci95"]
                 print(f"{name:14s} {system.name:9s} {mode.name:26s} n={row['n']} exact {pct(row['accuracy'])} "
                       f"[{pct(lo)}, {pct(hi)}] CER {row['cer']:.3f} {row['images_per_s_single']:.1f} img/s", flush=True)
-                result["rows"].append(row)
-    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["wall_seconds"] = time.perf_counter() - t0
+                row["run"] = run_index
+                key = (name, system.name, mode.name)
+                result["rows"] = [r for r in result["rows"] if (r["dataset"], r["system"], r["mode"]) != key] + [row]
+    run["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    run["wall_seconds"] = time.perf_counter() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     write_markdown(result, args.md)
-    print(f"wrote {args.out} and {args.md} ({result['wall_seconds'] / 60:.1f} min)")
+    print(f"wrote {args.out} and {args.md} ({run['wall_seconds'] / 60:.1f} min)")
     return 0
 
 

@@ -11,7 +11,7 @@ from strings.read.amount import written_scores
 
 __all__ = ["BENCHMARK_DATASETS", "add_parser", "run_benchmark"]
 
-BENCHMARK_DATASETS = ("car-a", "car-b", "cvl", "car-a-partial", "mnist-strings", "parish-rowid")
+BENCHMARK_DATASETS = ("car-a", "car-b", "cvl", "car-a-partial", "mnist-strings", "parish-rowid", "photo-strings", "comb-fields")
 
 
 def _benchmark_dataset(args: argparse.Namespace):
@@ -27,6 +27,11 @@ def _benchmark_dataset(args: argparse.Namespace):
         from strings.data.synth import mnist_test_strings
 
         return mnist_test_strings(args.data_root, n=args.n or 2000), args.split
+    if args.dataset in ("photo-strings", "comb-fields"):  # composed on demand: --n takes the first n
+        from strings.data.synth import comb_fields, photo_strings
+
+        make = photo_strings if args.dataset == "photo-strings" else comb_fields
+        return make(args.data_root, args.split, n=args.n), args.split
     return open_dataset(args.dataset, args.split, args.data_root), args.split
 
 
@@ -110,7 +115,7 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--batch-size", type=int, default=64)
     b.add_argument("--reject", action="store_true", help="add read rates at 1%%, 0.5%%, 0.1%% error")
     b.add_argument("--plot", default=None, help="with --reject: write the accuracy-vs-read-rate curve PNG here")
-    b.add_argument("--n", type=int, default=None, help="strings to compose (mnist-strings)")
+    b.add_argument("--n", type=int, default=None, help="strings to compose (mnist-strings; photo-strings and comb-fields: the first N)")
     add_model_args(b)
     b.set_defaults(func=run_benchmark)
 

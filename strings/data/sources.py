@@ -21,14 +21,19 @@ from strings.config import MODEL_CONFIGS, TrainConfig, split_seed
 from strings.data.base import DatasetError, ImageDataset, resolve_data_root
 from strings.data.catalog import open_dataset, split_train_val
 from strings.data.fields import BoxedDataset, FieldCutDataset, read_boxes
+from strings.data.synth.comb import comb_fields
 from strings.data.synth.compose import SynthStrings
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
+from strings.data.synth.photo import photo_strings
 from strings.data.synth.scripts import script_glyph_bank
 
 __all__ = [
     "TrainingData", "build_sources", "held_out_names", "synth_exclusions", "training_data", "validation_split",
 ]
+
+# Synthetic sets with a registered name whose training split composes cheque glyphs and paper
+_GENERATED: dict[str, Callable[..., ImageDataset]] = {"comb-fields": comb_fields, "photo-strings": photo_strings}
 
 
 def validation_split(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> tuple[ImageDataset, ImageDataset]:
@@ -89,6 +94,9 @@ def build_sources(
             )
         elif src.dataset == cfg.validation and src.split == "train":
             ds = fit
+        elif src.dataset in _GENERATED:  # composed like synth: the validation crops' glyphs and paper stay out
+            held_out = held_out_names(val) if cfg.validation == "car-a-partial" else set()
+            ds = _GENERATED[src.dataset](root, src.split, exclude=frozenset(held_out))
         elif src.boxes:
             ds = BoxedDataset(open_dataset(src.dataset, src.split, root), read_boxes(src.boxes))
         else:

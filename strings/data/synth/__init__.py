@@ -19,7 +19,7 @@ Example:
 Split by concern: ``common`` (SynthConfig and shared helpers), ``glyphs`` (the digit bank),
 ``paper`` (backgrounds), ``compose`` (labels and layout), ``damage`` (scanner and JPEG),
 ``write`` (sets on disk, the realism sheet), ``scripts`` (other scripts' numerals), ``comb``
-(numbers written one digit per printed box, photographed).
+(numbers written one digit per printed box, photographed), ``photo`` (phone photos of strings).
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from strings.data.synth.common import DEFAULT_SOURCES, SynthConfig, stroke_width
 from strings.data.synth.compose import SynthStrings, sample_label
 from strings.data.synth.glyphs import Glyph, GlyphBank
 from strings.data.synth.paper import Backgrounds
+from strings.data.synth.photo import PhotoConfig, PhotoStrings, photo_strings
 from strings.data.synth.scripts import script_glyph_bank, script_strings
 from strings.data.synth.write import mnist_test_strings, realism_sheet, write_synth
 
 __all__ = [
-    "DEFAULT_SOURCES", "Backgrounds", "CombConfig", "CombFields", "comb_fields", "Glyph", "GlyphBank", "SynthConfig", "SynthStrings", "mnist_test_strings",
+    "DEFAULT_SOURCES", "Backgrounds", "CombConfig", "CombFields", "comb_fields", "Glyph", "GlyphBank", "PhotoConfig", "PhotoStrings",
+    "SynthConfig", "SynthStrings", "mnist_test_strings", "photo_strings",
     "realism_sheet", "sample_label", "script_glyph_bank", "script_strings", "stroke_widths", "write_synth",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 from strings.data.base import ImageDataset, Sample
 from strings.data.catalog import register_dataset
 from strings.data.synth.common import SynthConfig, _u
-from strings.data.synth.damage import _degrade
+from strings.data.synth.damage import _degrade, phone_capture
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
 
@@ -127,7 +127,7 @@ class CombFields(ImageDataset):
                 continue
             self._paste(rng, img, what, source, cx + _u(rng, (-1, 1)) * c.digit_jitter * bw,
                         cy + _u(rng, (-1, 1)) * c.digit_jitter * bh, bh * _u(rng, c.digit_height), ink)
-        img = self._photo(rng, img)
+        img = phone_capture(rng, img, c.rotation_deg, c.perspective, c.p_shadow, c.shadow_depth)
         return _degrade(rng, img, self.synth)
 
     def _paste(self, rng: np.random.Generator, img: np.ndarray, digit: str, source: str,
@@ -146,40 +146,21 @@ class CombFields(ImageDataset):
         region = img[ya:yb, xa:xb]
         img[ya:yb, xa:xb] = region * (1 - a) + ink * a
 
-    def _photo(self, rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
-        """Phone capture: slight rotation and perspective, uneven light."""
-        c = self.cfg
-        h, w = img.shape
-        fill = float(np.median(img))
-        d = c.perspective
-        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-        dst = src + np.float32(rng.uniform(-d, d, (4, 2)) * [w, h])
-        angle = math.radians(_u(rng, (-c.rotation_deg, c.rotation_deg)))
-        rot = np.float32([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-        dst = (dst - [w / 2, h / 2]) @ rot.T + [w / 2, h / 2]
-        m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
-        img = cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
-        if rng.random() < c.p_shadow:
-            theta = rng.uniform(0, 2 * math.pi)
-            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-            ramp = (xx / max(1, w) - 0.5) * math.cos(theta) + (yy / max(1, h) - 0.5) * math.sin(theta)  # (h, w)
-            depth = _u(rng, c.shadow_depth)
-            img = img * (1.0 - depth * (ramp - ramp.min()) / max(1e-6, float(np.ptp(ramp))))
-        return img
-
-
 COMB_TEST_SEED = 20231  # the benchmark's own seed; training uses TrainConfig.seed
 COMB_TEST_N = 1000
 
 
-def comb_fields(data_root: str | os.PathLike | None, split: str, n: int | None = None, seed: int | None = None) -> CombFields:
+def comb_fields(data_root: str | os.PathLike | None, split: str, n: int | None = None, seed: int | None = None,
+                exclude: frozenset[str] = frozenset()) -> CombFields:
     """The comb-field set of ``split``: ``test`` composes MNIST test digits on synthetic paper
-    (nothing a model trains on); ``train`` the training glyph bank on real and synthetic paper."""
+    (nothing a model trains on); ``train`` the training glyph bank on real and synthetic paper,
+    leaving out the cheque crops named in ``exclude`` (a validation slice)."""
     if split == "test":
         bank = GlyphBank.from_data(data_root, sources=("mnist",), split="test")
         ds = CombFields(bank, Backgrounds.synthetic(), n or COMB_TEST_N, COMB_TEST_SEED if seed is None else seed)
     elif split == "train":
-        ds = CombFields(GlyphBank.from_data(data_root), Backgrounds.from_data(data_root), n or 200_000, seed or 0)
+        ds = CombFields(GlyphBank.from_data(data_root, exclude=exclude), Backgrounds.from_data(data_root, exclude=exclude),
+                        n or 200_000, seed or 0)
     else:
         raise ValueError(f"comb-fields: split must be train or test, got {split!r}")
     ds.name = f"comb-fields-{split}"

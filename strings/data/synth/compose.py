@@ -127,6 +127,17 @@ class SynthStrings(ImageDataset):
         as in the real cheques' transcriptions. Without ``transcribe_marks`` no extra random
         number is drawn, so every old stream renders the same."""
         cfg = self.cfg
+        alpha, label, written = self.layout(rng, label)
+        hh, ww = alpha.shape
+        paper = self.backgrounds.sample(rng, hh, ww, cfg)
+        ink = max(cfg.min_ink_grey, float(paper.mean()) - _u(rng, cfg.ink_contrast))
+        img = paper + (ink - paper) * np.minimum(alpha, 1.0)
+        return _degrade(rng, img, cfg), label, written
+
+    def layout(self, rng: np.random.Generator, label: str | None = None) -> tuple[np.ndarray, str, str]:
+        """The pen's ink before paper and damage: (alpha (h, w) float32, 1 = full ink, label,
+        written form). Other renderers (phone photos) paint their own paper and ink with it."""
+        cfg = self.cfg
         if label is None:
             label = sample_label(rng, cfg, self.charset)
         elif not label or any(ch not in self.bank.classes for ch in label):
@@ -189,11 +200,7 @@ class SynthStrings(ImageDataset):
         alpha = _compose(items, canvas_h, cfg.glyph_threshold)
         alpha = self._frame(rng, alpha, h)
         alpha *= _u(rng, cfg.ink_strength) * _u(rng, cfg.ink_gain)
-        hh, ww = alpha.shape
-        paper = self.backgrounds.sample(rng, hh, ww, cfg)
-        ink = max(cfg.min_ink_grey, float(paper.mean()) - _u(rng, cfg.ink_contrast))
-        img = paper + (ink - paper) * np.minimum(alpha, 1.0)
-        return _degrade(rng, img, cfg), label, written
+        return alpha, label, written
 
     def _glyph_patch(
         self, rng: np.random.Generator, g: Glyph, h: float, sw_target: float | None, shear: float
