@@ -181,6 +181,7 @@ PHOTO_TEST_SEED = 20232  # the benchmark's own seed; training uses TrainConfig.s
 PHOTO_TEST_N = 1000
 PHOTO_VAL_SEED = 20233  # a seed no training run uses (they use TrainConfig.seed, 0 by default)
 PHOTO_VAL_N = 500
+PHOTO_TRAIN_N = 200_000  # the training stream; string i is rendered on demand
 
 
 def photo_strings(data_root: str | os.PathLike | None, split: str, n: int | None = None, seed: int | None = None,
@@ -193,7 +194,7 @@ def photo_strings(data_root: str | os.PathLike | None, split: str, n: int | None
         bank = GlyphBank.from_data(data_root, sources=("mnist",), split="test")
         ds = PhotoStrings(bank, Backgrounds.synthetic(), n or PHOTO_TEST_N, PHOTO_TEST_SEED if seed is None else seed)
     elif split in ("train", "validation"):  # validation: other strings of the same glyphs, to choose models on
-        default_n, default_seed = (200_000, 0) if split == "train" else (PHOTO_VAL_N, PHOTO_VAL_SEED)
+        default_n, default_seed = (PHOTO_TRAIN_N, 0) if split == "train" else (PHOTO_VAL_N, PHOTO_VAL_SEED)
         ds = PhotoStrings(GlyphBank.from_data(data_root, exclude=exclude), Backgrounds.from_data(data_root, exclude=exclude),
                           n or default_n, default_seed if seed is None else seed)
     else:
