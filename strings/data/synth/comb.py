@@ -26,6 +26,7 @@ import numpy as np
 from strings.data.base import ImageDataset, Sample
 from strings.data.catalog import register_dataset
 from strings.data.synth.common import SynthConfig, _u
+from strings.data.synth.compose import split_materials
 from strings.data.synth.damage import _degrade, phone_capture
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
@@ -148,6 +149,7 @@ class CombFields(ImageDataset):
 
 COMB_TEST_SEED = 20231  # the benchmark's own seed; training uses TrainConfig.seed
 COMB_TEST_N = 1000
+COMB_TRAIN_N = 200_000  # the training stream; field i is rendered on demand
 
 
 def comb_fields(data_root: str | os.PathLike | None, split: str, n: int | None = None, seed: int | None = None,
@@ -155,14 +157,10 @@ def comb_fields(data_root: str | os.PathLike | None, split: str, n: int | None =
     """The comb-field set of ``split``: ``test`` composes MNIST test digits on synthetic paper
     (nothing a model trains on); ``train`` the training glyph bank on real and synthetic paper,
     leaving out the cheque crops named in ``exclude`` (a validation slice)."""
-    if split == "test":
-        bank = GlyphBank.from_data(data_root, sources=("mnist",), split="test")
-        ds = CombFields(bank, Backgrounds.synthetic(), n or COMB_TEST_N, COMB_TEST_SEED if seed is None else seed)
-    elif split == "train":
-        ds = CombFields(GlyphBank.from_data(data_root, exclude=exclude), Backgrounds.from_data(data_root, exclude=exclude),
-                        n or 200_000, seed or 0)
-    else:
+    if split not in ("train", "test"):
         raise ValueError(f"comb-fields: split must be train or test, got {split!r}")
+    default_n, default_seed = (COMB_TEST_N, COMB_TEST_SEED) if split == "test" else (COMB_TRAIN_N, 0)
+    ds = CombFields(*split_materials(data_root, split, exclude), n or default_n, default_seed if seed is None else seed)
     ds.name = f"comb-fields-{split}"
     return ds
 

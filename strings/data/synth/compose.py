@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -357,3 +358,13 @@ def _compose(items: Sequence[_Item], canvas_h: int, threshold: int) -> np.ndarra
         sl = canvas[y0 : y0 + ph, x - x_min : x - x_min + pw]
         np.maximum(sl, patch.astype(np.float32) * (strength / _U8_MAX), out=sl)
     return canvas
+
+
+def split_materials(data_root: str | os.PathLike | None, split: str,
+                    exclude: frozenset[str] = frozenset()) -> tuple[GlyphBank, Backgrounds]:
+    """Glyphs and paper of a composed set's ``split``: ``test`` takes MNIST *test* digits on
+    synthetic paper (nothing a model trains on); every other split the training glyph bank on
+    real and synthetic paper, leaving out the cheque crops named in ``exclude``."""
+    if split == "test":
+        return GlyphBank.from_data(data_root, sources=("mnist",), split="test"), Backgrounds.synthetic()
+    return GlyphBank.from_data(data_root, exclude=exclude), Backgrounds.from_data(data_root, exclude=exclude)

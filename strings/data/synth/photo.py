@@ -28,7 +28,7 @@ import numpy as np
 from strings.data.base import ImageDataset, Sample
 from strings.data.catalog import register_dataset
 from strings.data.synth.common import _U8_MAX, SynthConfig, _u
-from strings.data.synth.compose import SynthStrings, sample_label
+from strings.data.synth.compose import SynthStrings, sample_label, split_materials
 from strings.data.synth.damage import phone_capture
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
@@ -190,15 +190,11 @@ def photo_strings(data_root: str | os.PathLike | None, split: str, n: int | None
     (nothing a model trains on); ``train`` the training glyph bank on real and synthetic paper,
     leaving out the cheque crops named in ``exclude`` (a validation slice); ``validation`` the
     same glyphs and paper under a seed of its own, for choosing between models."""
-    if split == "test":
-        bank = GlyphBank.from_data(data_root, sources=("mnist",), split="test")
-        ds = PhotoStrings(bank, Backgrounds.synthetic(), n or PHOTO_TEST_N, PHOTO_TEST_SEED if seed is None else seed)
-    elif split in ("train", "validation"):  # validation: other strings of the same glyphs, to choose models on
-        default_n, default_seed = (PHOTO_TRAIN_N, 0) if split == "train" else (PHOTO_VAL_N, PHOTO_VAL_SEED)
-        ds = PhotoStrings(GlyphBank.from_data(data_root, exclude=exclude), Backgrounds.from_data(data_root, exclude=exclude),
-                          n or default_n, default_seed if seed is None else seed)
-    else:
+    defaults = {"train": (PHOTO_TRAIN_N, 0), "validation": (PHOTO_VAL_N, PHOTO_VAL_SEED), "test": (PHOTO_TEST_N, PHOTO_TEST_SEED)}
+    if split not in defaults:
         raise ValueError(f"photo-strings: split must be train, validation or test, got {split!r}")
+    default_n, default_seed = defaults[split]
+    ds = PhotoStrings(*split_materials(data_root, split, exclude), n or default_n, default_seed if seed is None else seed)
     ds.name = f"photo-strings-{split}"
     return ds
 

@@ -13,7 +13,7 @@ import numpy as np
 from strings.data.base import DatasetError, ImageDataset, Sample, resolve_data_root
 from strings.data.catalog import open_dataset
 from strings.data.synth.common import _CAR, _U8_MAX, SynthConfig
-from strings.data.synth.compose import SynthStrings
+from strings.data.synth.compose import SynthStrings, split_materials
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
 
@@ -144,7 +144,7 @@ def realism_sheet(
 def mnist_test_strings(data_root: str | os.PathLike | None = None, n: int = 2000, seed: int = 20141) -> SynthStrings:
     """The MNIST-test string benchmark: ``n`` strings composed only from MNIST *test* digits
     (which no model trains on), on synthetic paper, fixed by ``seed``."""
-    bank = GlyphBank.from_data(data_root, sources=("mnist",), split="test")
-    ds = SynthStrings(bank, Backgrounds.synthetic(), n=n, seed=seed)
+    bank, backgrounds = split_materials(data_root, "test")
+    ds = SynthStrings(bank, backgrounds, n=n, seed=seed)
     ds.name = "mnist-test-strings"
     return ds
