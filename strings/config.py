@@ -233,6 +233,10 @@ class TrainConfig:
     sources: tuple[DataSource, ...] = (DataSource("car-a-partial"),)
     validation: str = "car-a-partial"  # the real dataset whose held-out train slice picks the model
     val_fraction: float = 0.1
+    # more validation sets (each dataset's own validation split, e.g. "photo-strings"): the model
+    # is then chosen on the mean string accuracy over all of them, so a general reader is not
+    # chosen on cheques alone
+    also_validate: tuple[str, ...] = ()
     split_seed: int = -1  # seeds the validation slice; -1 = seed. A warm start keeps its parent's slice.
     batch_size: int = 32
     max_steps: int = 20000

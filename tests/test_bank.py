@@ -12,7 +12,7 @@ import torch
 from strings.alphabet import Alphabet
 from strings.read.amount import format_amount, review_reasons
 from strings.decode.amount_lm import EOS, AmountNgram
-from strings.read.calibration import MEASURES, Calibration, aurc, calibrate, choose, measure_values, string_posteriors
+from strings.read.calibration import MEASURES, Calibration, aurc, calibrate, choose, cross_fitted, measure_values, string_posteriors
 from strings.decode.ctc import BeamSearchDecoder, greedy_decode
 from strings.metrics import align_strings, centre_hits
 from strings.read.recognizer import Recognizer, load
@@ -127,6 +127,29 @@ def test_calibrate_on_logits_picks_a_candidate_with_evidence():
         assert conf == pytest.approx(measure_values(cal.measure, tempered, torch.tensor([x.shape[0]]), dec, DIGITS)[0])
         assert ok == (dec[0].text == label)
     assert [ok for _, ok in cal.validation] == [True, False, True, True, True]
+
+
+def test_cross_fitted_thresholds_are_scored_on_held_out_folds():
+    """Each fold's threshold is fitted without it: on a set whose confidences do not rank at
+    all, the in-sample threshold reports 0 errors while the held-out folds show the errors."""
+    g = torch.Generator().manual_seed(5)
+    logits = [torch.randn(n, 11, generator=g, dtype=torch.float64) * 3 for n in [6, 8, 10, 7] * 10]
+    lp = [x.log_softmax(-1)[None] for x in logits]
+    labels = [greedy_decode(p, torch.tensor([p.shape[1]]), DIGITS)[0].text for p in lp]
+    wrong = list(range(0, 40, 3))
+    for i in wrong:
+        labels[i] += "9"
+    oof = cross_fitted(logits, labels, DIGITS, (0.01, 0.5), folds=4)
+    strict, loose = oof["0.01"], oof["0.5"]
+    assert strict["n"] == loose["n"] == 40 and strict["folds"] == 4
+    assert loose["accepted"] >= strict["accepted"]
+    assert 0 <= strict["errors"] <= strict["accepted"] <= 40
+    assert loose["errors"] > 0  # a lax threshold lets held-out wrong readings through
+    lo, hi = loose["error_ci95"]
+    assert lo <= loose["error"] <= hi
+    assert Calibration.from_dict(Calibration("path", 1.0, "v", ((0.5, True),), oof).to_dict()).out_of_fold == oof
+    with pytest.raises(ValueError, match="at least"):
+        cross_fitted(logits[:5], labels[:5], DIGITS)
 
 
 def _hand_min_char(logits: torch.Tensor, temperature: float) -> tuple[str, float]:

@@ -247,6 +247,52 @@ def test_train_strings_augmented_items_are_valid():
         assert x.shape[0] == 16 and np.isfinite(x).all() and len(target) >= 1
 
 
+def test_training_chooses_on_every_validation_set(tmp_path):
+    """With further validation sets the model is chosen on the mean of all accuracies, and
+    each set's numbers are logged and named in the checkpoint."""
+    sources, val = synth_train_val()
+    tall = SynthDigits(32, seed=7, max_len=6, name="synth-long")  # a harder second set
+    out = tmp_path / "run"
+    result = train(tiny_train_config(max_steps=150), out, sources=[sources], validation=val, progress=False,
+                   resume=False, device="cpu", log=lambda msg: None, extra_validation=[tall])
+    rows = read_log(out)
+    for r in rows:
+        assert 0.0 <= r["val_synth-long_accuracy"] <= 1.0
+        assert r["val_selection"] == pytest.approx((r["val_accuracy"] + r["val_synth-long_accuracy"]) / 2)
+    assert result["best_accuracy"] == pytest.approx(max(r["val_selection"] for r in rows))
+    _, _, meta, _ = load_model(out / "best.safetensors")
+    assert "synth-long (32 samples)" in meta["validation_data"]
+    assert meta["validation"]["selection"] == pytest.approx(result["best_accuracy"])
+
+
+def test_warm_start_keeps_the_parents_validation_slice(trained_run, tmp_path):
+    """A warm start with its own seed would validate on crops its parent trained on; with
+    split_seed left at -1 it takes the parent's, and an explicit split_seed is kept."""
+    parent = trained_run[0] / "best.safetensors"
+    sources, val = synth_train_val()
+    for given, expected in ((-1, 0), (5, 5)):
+        out = tmp_path / f"child{given}"
+        cfg = tiny_train_config(max_steps=50, init=str(parent), seed=3, split_seed=given)
+        train(cfg, out, sources=[sources], validation=val, progress=False, resume=False, device="cpu", log=lambda m: None)
+        _, _, meta, _ = load_model(out / "best.safetensors")
+        assert meta["train_config"]["seed"] == 3 and meta["train_config"]["split_seed"] == expected
+
+
+def test_small_crops_are_distorted_at_cheque_scale():
+    from strings.data.augment import STRING_AUG_MIN_HEIGHT, AtLeastHeight, describe, string_augmenter
+    import albumentations as A
+
+    step = AtLeastHeight()
+    photo = np.full((20, 90, 3), 180, np.uint8)
+    assert step(image=photo)["image"].shape == (STRING_AUG_MIN_HEIGHT, round(90 * STRING_AUG_MIN_HEIGHT / 20), 3)
+    cheque = np.full((60, 200), 180, np.uint8)
+    assert step(image=cheque)["image"] is cheque or step(image=cheque)["image"].shape == (60, 200)
+    rebuilt = A.from_dict(describe(string_augmenter(seed=0)))  # a checkpoint's record rebuilds it
+    assert isinstance(rebuilt.transforms[0], AtLeastHeight)
+    with pytest.raises(ValueError, match="min_height"):
+        AtLeastHeight(0)
+
+
 def test_lr_schedule():
     cfg = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=110)
     warm = [_lr_at(s, cfg) for s in range(10)]

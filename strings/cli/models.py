@@ -39,6 +39,9 @@ def run_models(args: argparse.Namespace) -> int:
         val = meta.get("validation", {})
         cal = meta.get("calibration")
         conf = f"confidence {cal['measure']} at T={cal['temperature']:.2f}" if cal else "confidence path (uncalibrated)"
+        oof = (cal or {}).get("out_of_fold", {}).get("0.01")
+        if oof:  # the operating point as held-out folds saw it (strings calibrate)
+            conf += f"; at 1% error, out of fold: read rate {oof['read_rate']:.1%}, {oof['errors']}/{oof['accepted']} wrong"
         print(f"{name}\t{meta['train_config']['model']}\tval accuracy {val.get('accuracy', float('nan')):.4f}\t{conf}")
     print("configs: " + ", ".join(list_configs()))
     return 0

@@ -41,7 +41,9 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     """Choose the string confidence on a validation split and write a calibrated model file."""
-    from strings.read.calibration import calibrate
+    from dataclasses import replace
+
+    from strings.read.calibration import CROSS_FIT_FOLDS, calibrate, cross_fitted
     from strings.models.checkpoint import save_model
     from strings.config import TrainConfig, from_dict
     from strings.data import read_list
@@ -59,7 +61,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
         _, dataset = validation_split(from_dict(TrainConfig, rec.metadata["train_config"]), args.data_root)
     samples = [dataset[i] for i in range(len(dataset))]
     logits = rec.item_logits([s.image for s in samples])
-    calib, scores = calibrate(logits, [s.label for s in samples], rec.alphabet, f"{dataset.name} ({len(samples)} images)")
+    labels = [s.label for s in samples]
+    calib, scores = calibrate(logits, labels, rec.alphabet, f"{dataset.name} ({len(samples)} images)")
+    if len(labels) >= 2 * CROSS_FIT_FOLDS:
+        calib = replace(calib, out_of_fold=cross_fitted(logits, labels, rec.alphabet, (0.01, 0.005)))
+    else:
+        print(f"note: {len(labels)} images are too few to cross-fit the threshold ({2 * CROSS_FIT_FOLDS} needed); "
+              "no out-of-fold operating point recorded", file=sys.stderr)
     meta = {k: v for k, v in rec.metadata.items() if k != "path"}
     save_model(args.out, rec.model, rec.preprocess, {**meta, "calibration": calib.to_dict()})
     rows = [
@@ -69,12 +77,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
     ]
     if args.json:
         print_json({"chosen": {"measure": calib.measure, "temperature": calib.temperature},
-                     "fitted_on": calib.fitted_on, "candidates": rows, "out": args.out})
+                     "fitted_on": calib.fitted_on, "candidates": rows, "out_of_fold": calib.out_of_fold, "out": args.out})
     else:
         print(f"{'measure':10s} {'T':>6s} {'AURC':>8s} {'BCE':>7s}  read rate at 1% error")
         for r in rows:
             print(f"{r['measure']:10s} {r['temperature']:6.3f} {r['aurc']:8.5f} {r['bce']:7.4f}  {r['read_rate_at_error']['0.01']:.3f}")
         print(f"chosen: {calib.measure} at T={calib.temperature:.3f} (fitted on {calib.fitted_on}); wrote {args.out}")
+        for target, r in (calib.out_of_fold or {}).items():
+            lo, hi = r["error_ci95"]
+            print(f"out of fold ({r['folds']} folds), threshold for {float(target):.1%} error: read rate {r['read_rate']:.1%}, "
+                  f"{r['errors']} errors in {r['accepted']} accepted (error 95% interval {lo:.1%}-{hi:.1%})")
     return 0
 
 

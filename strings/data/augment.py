@@ -11,14 +11,45 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import albumentations as A  # noqa: E402
 import cv2
 
-__all__ = ["describe", "digit_augmenter", "string_augmenter"]
+__all__ = ["AtLeastHeight", "describe", "digit_augmenter", "string_augmenter"]
+
+# px: the height below which a string crop is enlarged before it is distorted: the short end of
+# the real cheque crops the distortions were chosen for (CAR-A subset train heights: 5th
+# percentile 44 px, median 55 px).
+STRING_AUG_MIN_HEIGHT = 48
 
 
-def string_augmenter(seed: int | None = None) -> A.Compose:
+class AtLeastHeight(A.ImageOnlyTransform):
+    """Enlarge a crop shorter than ``min_height`` to it, aspect ratio kept; taller crops pass
+    unchanged. Blur, erosion and noise act in pixels: on a 22 px phone photo the cheque
+    distortions erase strokes (the default model reads 66% of augmented photo-strings against
+    77% of the originals; 73% with this step first), so small crops are distorted at cheque
+    scale and the model's own resize brings them back down."""
+
+    def __init__(self, min_height: int = STRING_AUG_MIN_HEIGHT, p: float = 1.0) -> None:
+        super().__init__(p=p)
+        if min_height < 1:
+            raise ValueError(f"min_height must be at least 1, got {min_height}")
+        self.min_height = min_height
+
+    def apply(self, img: Any, **params: Any) -> Any:
+        h, w = img.shape[:2]
+        if h >= self.min_height:
+            return img
+        width = max(1, round(w * self.min_height / h))
+        return cv2.resize(img, (width, self.min_height), interpolation=cv2.INTER_CUBIC)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("min_height",)
+
+
+def string_augmenter(seed: int | None = None, min_height: int = STRING_AUG_MIN_HEIGHT) -> A.Compose:
     """Distortions real cheque crops show: slant, small rotation and scale, stroke width,
-    blur, noise, JPEG artefacts, contrast. Geometry pads by repeating the border (paper)."""
+    blur, noise, JPEG artefacts, contrast, applied at cheque scale (``AtLeastHeight``).
+    Geometry pads by repeating the border (paper)."""
     return A.Compose(
         [
+            AtLeastHeight(min_height),
             A.Affine(
                 scale=(0.85, 1.1),
                 rotate=(-3, 3),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from strings.data.synth.photo import photo_strings
 from strings.data.synth.scripts import script_glyph_bank
 
 __all__ = [
-    "TrainingData", "build_sources", "held_out_names", "synth_exclusions", "training_data", "validation_split",
+    "TrainingData", "build_sources", "extra_validation", "held_out_names", "synth_exclusions", "training_data", "validation_split",
 ]
 
 # Synthetic sets with a registered name whose training split composes cheque glyphs and paper
@@ -110,11 +110,13 @@ def build_sources(
 
 @dataclass
 class TrainingData:
-    """The sources of one run with their batch shares, and its validation slice."""
+    """The sources of one run with their batch shares, its validation slice, and the further
+    validation sets the model is also chosen on."""
 
     sources: list[ImageDataset]
     weights: list[float]
     validation: ImageDataset
+    extra: list[ImageDataset] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.sources):
@@ -149,6 +151,7 @@ def training_data(
     sources: list[ImageDataset] | None = None,
     validation: ImageDataset | None = None,
     weights: list[float] | None = None,
+    extra: list[ImageDataset] | None = None,
 ) -> TrainingData:
     """Everything ``cfg`` trains and validates on; datasets passed in (tests, experiments built
     in memory) replace the ones ``cfg`` names."""
@@ -160,4 +163,22 @@ def training_data(
             sources, _ = build_sources(cfg, root, fit, val)
     if weights is None:
         weights = [s.weight for s in cfg.sources] if len(sources) == len(cfg.sources) else [1.0] * len(sources)
-    return TrainingData(list(sources), list(weights), validation)
+    if extra is None:
+        extra = extra_validation(cfg, data_root, validation)
+    return TrainingData(list(sources), list(weights), validation, list(extra))
+
+
+def extra_validation(cfg: TrainConfig, data_root: str | os.PathLike | None, val: ImageDataset) -> list[ImageDataset]:
+    """The validation splits of ``cfg.also_validate``; a composed set leaves out the glyphs and
+    paper of the cheque validation slice, as its training split does."""
+    if not cfg.also_validate:
+        return []
+    root = resolve_data_root(data_root)
+    sets = []
+    for name in cfg.also_validate:
+        if name in _GENERATED:
+            held_out = held_out_names(val) if cfg.validation == "car-a-partial" else set()
+            sets.append(_GENERATED[name](root, "validation", exclude=frozenset(held_out)))
+        else:
+            sets.append(open_dataset(name, "validation", root))
+    return sets

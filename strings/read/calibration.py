@@ -23,11 +23,14 @@ from torch import Tensor
 from strings.alphabet import Alphabet
 from strings.decode.confidence import MEASURES, measure_values, string_posteriors
 from strings.decode.ctc import Decoded, greedy_decode
-from strings.metrics import read_rate_at_error, reject_curve
+from strings.metrics import read_rate_at_error, reject_curve, wilson_interval
 
 __all__ = [
-    "MEASURES", "Calibration", "CandidateScore", "aurc", "fit_temperature", "measure_values", "string_posteriors",
+    "MEASURES", "Calibration", "CandidateScore", "aurc", "cross_fitted", "fit_temperature", "measure_values",
+    "string_posteriors",
 ]
+
+CROSS_FIT_FOLDS = 5
 
 TEMPERATURE_GRID = tuple(float(t) for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 61)))
 
@@ -42,6 +45,8 @@ class Calibration:
     temperature: float = 1.0
     fitted_on: str = ""
     validation: tuple[tuple[float, bool], ...] = ()
+    # the operating points as a held-out fold saw them (``cross_fitted``): {max_error: {...}}
+    out_of_fold: dict[str, dict[str, object]] | None = None
 
     def __post_init__(self) -> None:
         if self.measure not in MEASURES:
@@ -62,16 +67,19 @@ class Calibration:
         return math.inf if thr is None else float(thr)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        d: dict[str, object] = {
             "measure": self.measure, "temperature": self.temperature, "fitted_on": self.fitted_on,
             "validation": [[c, k] for c, k in self.validation],
         }
+        if self.out_of_fold is not None:
+            d["out_of_fold"] = self.out_of_fold
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Calibration:
         if not isinstance(d, dict):
             raise ValueError(f"calibration must be a JSON object, got {type(d).__name__}")
-        unknown = set(d) - {"measure", "temperature", "fitted_on", "validation"}
+        unknown = set(d) - {"measure", "temperature", "fitted_on", "validation", "out_of_fold"}
         if unknown:
             raise ValueError(f"unknown calibration keys: {', '.join(sorted(unknown))}")
         pairs = d.get("validation", [])
@@ -83,9 +91,12 @@ class Calibration:
         temperature = d.get("temperature", 1.0)
         if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
             raise ValueError(f"calibration temperature must be a number, got {temperature!r}")
+        oof = d.get("out_of_fold")
+        if oof is not None and not isinstance(oof, dict):
+            raise ValueError("calibration out_of_fold must be a JSON object")
         return cls(
             str(d.get("measure", "path")), float(temperature), str(d.get("fitted_on", "")),
-            tuple((float(c), bool(k)) for c, k in pairs),
+            tuple((float(c), bool(k)) for c, k in pairs), oof,
         )
 
 
@@ -177,3 +188,41 @@ def calibrate(
     best = choose(scores)
     evidence = tuple((float(c), bool(k)) for c, k in zip(values[(best.measure, best.temperature)], correct))
     return Calibration(best.measure, best.temperature, fitted_on, evidence), scores
+
+
+def cross_fitted(
+    logits: Sequence[Tensor], labels: Sequence[str], alphabet: Alphabet, targets: Sequence[float] = (0.01,),
+    folds: int = CROSS_FIT_FOLDS, seed: int = 0,
+) -> dict[str, dict[str, object]]:
+    """What the calibration does on images it did not see: the set is cut into ``folds``; on
+    each, the measure, temperature and threshold are chosen on the other folds exactly as
+    ``calibrate`` chooses them, then applied to it. Pooled over the folds, per target error rate:
+    the read rate and the accepted error, with 95% Wilson intervals. A threshold fitted and
+    scored on the same images reports the error it was fitted to; this does not."""
+    n = len(labels)
+    if n < 2 * folds:
+        raise ValueError(f"cross-fitting {folds} folds needs at least {2 * folds} labelled images, got {n}")
+    fold = np.random.default_rng(seed).permutation(n) % folds
+    counts = {t: [0, 0] for t in targets}  # accepted, errors
+    for f in range(folds):
+        fit = [i for i in range(n) if fold[i] != f]
+        held = [i for i in range(n) if fold[i] == f]
+        calib, _ = calibrate([logits[i] for i in fit], [labels[i] for i in fit], alphabet, "")
+        lp, lengths = _padded([logits[i] for i in held], calib.temperature)
+        decoded = greedy_decode(lp, lengths, alphabet)
+        conf = measure_values(calib.measure, lp, lengths, decoded, alphabet)
+        right = [d.text == labels[i] for d, i in zip(decoded, held)]
+        for t in targets:
+            thr = calib.threshold(t)
+            taken = [k for c, k in zip(conf, right) if c >= thr]
+            counts[t][0] += len(taken)
+            counts[t][1] += sum(not k for k in taken)
+    out: dict[str, dict[str, object]] = {}
+    for t, (accepted, errors) in counts.items():
+        out[f"{t:g}"] = {
+            "folds": folds, "n": n, "accepted": accepted, "errors": errors,
+            "read_rate": accepted / n, "read_rate_ci95": list(wilson_interval(accepted, n)),
+            "error": errors / accepted if accepted else 0.0,
+            "error_ci95": list(wilson_interval(errors, accepted)) if accepted else [0.0, 1.0],
+        }
+    return out

@@ -15,7 +15,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,12 @@ def _plot(history: list[dict[str, Any]], path: Path, loss_name: str = "CTC loss"
     ax1.set_yscale("log")
     ax2 = ax1.twinx()
     ax2.plot(minutes, [h["val_accuracy"] for h in history], color="tab:red", marker=".", label="val accuracy")
+    for key in sorted(k for k in history[-1] if k.startswith("val_") and k.endswith("accuracy") and k != "val_accuracy"):
+        ax2.plot(minutes, [h.get(key, float("nan")) for h in history], marker=".", label=key[4:])
+    if "val_selection" in history[-1]:
+        ax2.plot(minutes, [h.get("val_selection", float("nan")) for h in history], color="black", label="chosen on (mean)")
+    if len(ax2.get_lines()) > 1:
+        ax2.legend(loc="lower right", fontsize="small")
     ax2.set_ylabel("validation accuracy", color="tab:red")
     ax2.set_ylim(0, 1)
     fig.tight_layout()
@@ -150,7 +156,7 @@ class _Run:
             "version": __version__,
             "train_config": to_dict(self.cfg),
             "training_data": [f"{s.name} ({len(s)} samples, weight {w})" for s, w in zip(self.data.sources, self.data.weights)],
-            "validation_data": f"{self.data.validation.name} ({len(self.data.validation)} samples)",
+            "validation_data": ", ".join(f"{d.name} ({len(d)} samples)" for d in [self.data.validation, *self.data.extra]),
             "validation": metrics,
             "augmentation": self.task.augmentation(self.preprocess) if self.cfg.augment else None,
             "train_state": self.state,
@@ -206,6 +212,23 @@ def _warm_start(run: _Run, log: Callable[[str], None]) -> None:
         raise CheckpointError(f"cannot warm-start from {path}: it holds a different network than {run.cfg.model!r}")
 
 
+def _inherit_split(cfg: TrainConfig, task: Any, log: Callable[[str], None]) -> TrainConfig:
+    """A warm start that leaves ``split_seed`` at -1 validates on its parent's slice: with its
+    own seed it would validate on crops the parent trained on (the general model's stage 2 did:
+    seed 1 after a seed-0 parent, so its cheque validation score was inflated). An explicit
+    ``split_seed`` is kept as given."""
+    if not cfg.init or cfg.split_seed != -1:
+        return cfg
+    _, _, meta, _ = task.load(task.resolve(cfg.init))
+    parent = meta.get("train_config") or {}
+    if parent.get("validation") != cfg.validation or parent.get("val_fraction") != cfg.val_fraction:
+        return cfg  # chosen on other data: its slice says nothing about this one
+    seed = parent["seed"] if parent.get("split_seed", -1) == -1 else parent["split_seed"]
+    if seed != cfg.seed:
+        log(f"validation slice: seed {seed}, the one {cfg.init} was chosen on (split_seed = {seed})")
+    return replace(cfg, split_seed=seed)
+
+
 def _train_period(
     run: _Run, loader: DataLoader, n_batches: int, dev: torch.device, progress: bool, t_start: float,
     log: Callable[[str], None],
@@ -248,10 +271,18 @@ def _evaluate_and_save(run: _Run, period: dict[str, Any], dev: torch.device) -> 
     """Validate, log, keep the best model, and checkpoint everything atomically."""
     task = run.task
     metrics = task.validate(run.model, run.preprocess, run.data.validation, dev)
+    if run.data.extra:  # chosen on the mean accuracy over every validation set
+        accuracies = [metrics["accuracy"]]
+        for ds in run.data.extra:
+            extra = task.validate(run.model, run.preprocess, ds, dev)
+            metrics.update({f"{ds.name}_{k}": v for k, v in extra.items() if k != "n"})
+            accuracies.append(extra["accuracy"])
+        metrics["selection"] = float(np.mean(accuracies))
     run.model.train()
-    improved = metrics["accuracy"] > run.state["best_accuracy"]
+    score = metrics.get("selection", metrics["accuracy"])
+    improved = score > run.state["best_accuracy"]
     if improved:
-        run.state["best_accuracy"] = metrics["accuracy"]
+        run.state["best_accuracy"] = score
         run.state["bad_evals"] = 0
     else:
         run.state["bad_evals"] += 1
@@ -288,10 +319,11 @@ def train(
     validation: ImageDataset | None = None,
     log: Callable[[str], None] = print,
     weights: list[float] | None = None,
+    extra_validation: list[ImageDataset] | None = None,
 ) -> dict[str, Any]:
     """Train a model; returns the final state summary. ``sources``/``validation`` (and the
-    sources' batch shares, ``weights``) override the datasets named in ``cfg``: tests and
-    experiments pass datasets built in memory.
+    sources' batch shares, ``weights``, and the further validation sets, ``extra_validation``)
+    override the datasets named in ``cfg``: tests and experiments pass datasets built in memory.
 
     Example:
         >>> from strings.config import load_train_file
@@ -316,7 +348,8 @@ def train(
     task = get_task(cfg)
     model, pre = task.build(cfg)
     model = model.to(dev)
-    td = training_data(cfg, data_root, sources, validation, weights)
+    cfg = _inherit_split(cfg, task, log)
+    td = training_data(cfg, data_root, sources, validation, weights, extra_validation)
     data = task.train_data(td.sources, model, pre, cfg.augment)
     opt = _make_optimizer(model, cfg)
     state = {"step": 0, "epoch": 0, "best_accuracy": -1.0, "bad_evals": 0, "minutes": 0.0}
