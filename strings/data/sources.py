@@ -71,6 +71,12 @@ def synth_exclusions(cfg: TrainConfig, data_root: str | os.PathLike | None = Non
     return held_out_names(val)
 
 
+def _composed_exclusions(cfg: TrainConfig, val: ImageDataset) -> frozenset[str]:
+    """The cheque crops a composed set (synth, photo, comb) must not draw glyphs or paper from:
+    the files of the validation slice when the run validates on the real cheques."""
+    return frozenset(held_out_names(val)) if cfg.validation == "car-a-partial" else frozenset()
+
+
 def build_sources(
     cfg: TrainConfig, root: Path, fit: ImageDataset, val: ImageDataset
 ) -> tuple[list[ImageDataset], list[float]]:
@@ -79,7 +85,7 @@ def build_sources(
     for src in cfg.sources:
         if src.dataset == "synth":
             # Digits and paper of the validation crops stay out of the synthetic strings.
-            held_out = held_out_names(val) if cfg.validation == "car-a-partial" else set()
+            held_out = _composed_exclusions(cfg, val)
             if cfg.script == "latin":
                 bank = GlyphBank.from_data(root, exclude=held_out)
             else:  # another script's numerals: composed from its own isolated digits (train split)
@@ -95,8 +101,7 @@ def build_sources(
         elif src.dataset == cfg.validation and src.split == "train":
             ds = fit
         elif src.dataset in _GENERATED:  # composed like synth: the validation crops' glyphs and paper stay out
-            held_out = held_out_names(val) if cfg.validation == "car-a-partial" else set()
-            ds = _GENERATED[src.dataset](root, src.split, exclude=frozenset(held_out))
+            ds = _GENERATED[src.dataset](root, src.split, exclude=_composed_exclusions(cfg, val))
         elif src.boxes:
             ds = BoxedDataset(open_dataset(src.dataset, src.split, root), read_boxes(src.boxes))
         else:
@@ -177,8 +182,7 @@ def extra_validation(cfg: TrainConfig, data_root: str | os.PathLike | None, val:
     sets = []
     for name in cfg.also_validate:
         if name in _GENERATED:
-            held_out = held_out_names(val) if cfg.validation == "car-a-partial" else set()
-            sets.append(_GENERATED[name](root, "validation", exclude=frozenset(held_out)))
+            sets.append(_GENERATED[name](root, "validation", exclude=_composed_exclusions(cfg, val)))
         else:
             sets.append(open_dataset(name, "validation", root))
     return sets

@@ -219,7 +219,7 @@ def _inherit_split(cfg: TrainConfig, task: Any, log: Callable[[str], None]) -> T
     ``split_seed`` is kept as given."""
     if not cfg.init or cfg.split_seed != -1:
         return cfg
-    _, _, meta, _ = task.load(task.resolve(cfg.init))
+    _, _, meta, _ = task.load(task.resolve(cfg.init))  # the task's own format (string or digit model)
     parent = meta.get("train_config") or {}
     if parent.get("validation") != cfg.validation or parent.get("val_fraction") != cfg.val_fraction:
         return cfg  # chosen on other data: its slice says nothing about this one
