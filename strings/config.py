@@ -67,6 +67,9 @@ class FieldConfig:
     tight_aspect: float = 1.0  # at least this many times wider than tall makes the crop tight: read whole, as it came
     pad: float = 0.25  # paper kept around a candidate, in its heights
     max_candidates: int = 6  # the recognizer reads at most this many per crop, the most ink first
+    # a field's leading zeros are placeholders (a comb's unused boxes hold a 0): "0042" reads 42,
+    # "0" stays 0; False keeps them (codes and postal numbers written with their zeros)
+    strip_leading_zeros: bool = True
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ comb fields, the parish reader and the ``--field`` commands."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -271,6 +272,57 @@ def test_comb_fields_are_fixed_by_seed_and_labelled_without_placeholders():
         s = ds[i]
         assert s.label.isdigit() and s.label[0] != "0", "leading zeros are placeholders, never the number"
         assert s.image.dtype == np.uint8 and s.image.ndim == 2 and s.image.shape[1] > s.image.shape[0]
+
+
+def test_comb_fields_as_written_label_the_placeholder_zeros_and_nothing_else():
+    plain = CombFields(_tiny_bank(), Backgrounds.synthetic(), n=60, seed=3)
+    written = CombFields(_tiny_bank(), Backgrounds.synthetic(), n=60, seed=3, zeros_written=True)
+    kinds = [plain._layout(plain._rng(i)) for i in range(60)]
+    assert any(k == "zero" and n > len(lab) for n, lab, k in kinds), "the seed must draw a field with 0 placeholders"
+    for i, (n_boxes, label, kind) in enumerate(kinds):
+        assert plain[i].label == label
+        expect = "0" * (n_boxes - len(label)) + label if kind == "zero" else label
+        assert written.label(i) == written[i].label == expect
+        assert np.array_equal(plain[i].image, written[i].image), "only the target differs"
+
+
+def test_a_fields_leading_zeros_are_placeholders_unless_kept(monkeypatch):
+    img, _ = loose_crop("42")
+    rec = strings.load()
+    real = rec.recognize_greys
+
+    def with_zeros(greys, **kw):  # the reader as a model taught the as-written combs reads a field
+        out = []
+        for r in real(greys, **kw):
+            if r.text:
+                d0 = r.digits[0]
+                zeros = tuple(dataclasses.replace(d0, char="0") for _ in range(2))
+                r = dataclasses.replace(r, text="00" + r.text, written="00" + r.written, digits=zeros + r.digits)
+            out.append(r)
+        return out
+
+    monkeypatch.setattr(rec, "recognize_greys", with_zeros)
+    f = rec.read_field(img)
+    assert f.text == "42" and f.reading.written == "42" and "".join(d.char for d in f.reading.digits) == "42"
+    kept = rec.read_field(img, FieldConfig(strip_leading_zeros=False))
+    assert kept.text == "0042" and len(kept.reading.digits) == 4
+
+
+def test_keep_zeros_needs_field(tmp_path: Path):
+    img, _ = loose_crop("42")
+    path = write_png(tmp_path / "cell.png", img)
+    with pytest.raises(SystemExit, match="--keep-zeros applies to field reading"):
+        main(["recognize", str(path), "--keep-zeros"])
+    assert main(["recognize", str(path), "--field", "--keep-zeros", "--json", "--model", "default"]) == 0
+
+
+def test_a_field_of_zeros_keeps_its_last():
+    from strings.read.field import _without_leading_zeros
+    from strings.read.recognizer import DigitReading, Reading
+    digits = tuple(DigitReading("0", 0.9, (i, 0, i + 1, 1)) for i in range(3))
+    r = _without_leading_zeros(Reading("000", 0.8, digits, written="0.00"))
+    assert r.text == "0" and r.written == "0" and r.digits == digits[2:] and r.confidence == 0.8
+    assert _without_leading_zeros(Reading("", 0.0, ())).text == ""
 
 
 @pytest.mark.skipif(REAL_DATA is None, reason="MNIST not found beside the checkout or in $STRINGS_DATA")

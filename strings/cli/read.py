@@ -27,6 +27,8 @@ def run_recognize(args: argparse.Namespace) -> int:
     from strings.image import display_name, load_image
     from strings.read.draw import draw_field, draw_reading
 
+    if args.keep_zeros and not args.field:
+        raise SystemExit("error: --keep-zeros applies to field reading: add --field (plain reading never drops a digit)")
     fmt = "jsonl" if args.json else args.format
     index, count = parse_shard(args.shard)
     items = expand_inputs(args.images, args.list)[index::count]
@@ -52,7 +54,7 @@ def run_recognize(args: argparse.Namespace) -> int:
     try:
         for lo in range(0, len(items), RECOGNIZE_CHUNK):
             chunk = items[lo : lo + RECOGNIZE_CHUNK]
-            results = _read_fields(rec, chunk) if args.field else rec.recognize_many(chunk)
+            results = _read_fields(rec, chunk, args.keep_zeros) if args.field else rec.recognize_many(chunk)
             for item, result in zip(chunk, results):
                 name = display_name(item)
                 if isinstance(result, ItemError):
@@ -81,8 +83,10 @@ def run_recognize(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _read_fields(rec: Any, chunk: list[Any]) -> list[Any]:
+def _read_fields(rec: Any, chunk: list[Any], keep_zeros: bool = False) -> list[Any]:
     """``--field``: each item read as a loose crop; an unreadable item becomes its ItemError."""
+    import dataclasses
+
     from strings.image import InvalidImageError, load_image
     from strings.read.recognizer import ItemError
 
@@ -94,7 +98,8 @@ def _read_fields(rec: Any, chunk: list[Any]) -> list[Any]:
             where.append(i)
         except (InvalidImageError, OSError) as exc:
             out[i] = ItemError(str(item), str(exc))
-    for i, reading in zip(where, rec.read_fields(greys) if greys else []):
+    cfg = dataclasses.replace(rec.field_config, strip_leading_zeros=False) if keep_zeros else None
+    for i, reading in zip(where, rec.read_fields(greys, cfg) if greys else []):
         out[i] = reading
     return out
 
@@ -132,6 +137,8 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--field", action="store_true",
                    help="each image is a loose field crop (a register cell, a form box): find the string, then read it "
                         "(default model: field); rows carry the string's box")
+    r.add_argument("--keep-zeros", action="store_true",
+                   help="with --field: keep a field's leading zeros (by default they are placeholders, as in a comb's unused boxes)")
     r.add_argument("--draw", default=None, help="write a PNG of the boxes and digits (a folder for several images)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_args(r)

@@ -21,7 +21,7 @@ from strings.config import MODEL_CONFIGS, TrainConfig, split_seed
 from strings.data.base import DatasetError, ImageDataset, resolve_data_root
 from strings.data.catalog import open_dataset, split_train_val
 from strings.data.fields import BoxedDataset, FieldCutDataset, read_boxes
-from strings.data.synth.comb import comb_fields
+from strings.data.synth.comb import comb_fields, comb_fields_as_written
 from strings.data.synth.compose import SynthStrings
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
@@ -33,7 +33,9 @@ __all__ = [
 ]
 
 # Synthetic sets with a registered name whose training split composes cheque glyphs and paper
-_GENERATED: dict[str, Callable[..., ImageDataset]] = {"comb-fields": comb_fields, "photo-strings": photo_strings}
+_GENERATED: dict[str, Callable[..., ImageDataset]] = {
+    "comb-fields": comb_fields, "comb-fields-as-written": comb_fields_as_written, "photo-strings": photo_strings,
+}
 
 
 def validation_split(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> tuple[ImageDataset, ImageDataset]:

@@ -55,6 +55,22 @@ def _shifted(reading: Reading, box: Box, source: str) -> Reading:
     return dataclasses.replace(reading, digits=digits, source=source)
 
 
+def _without_leading_zeros(reading: Reading) -> Reading:
+    """A field's reading without the 0s in front of its first other digit (a comb's placeholders);
+    a reading of only 0s keeps its last. Confidence stays the whole reading's."""
+    drop = min(len(reading.text) - len(reading.text.lstrip("0")), len(reading.text) - 1)
+    if drop <= 0 or len(reading.digits) != len(reading.text):
+        return reading
+    written, seen = reading.written, 0
+    for at, ch in enumerate(written):  # the written form from its drop-th digit on (marks between 0s go too)
+        if ch.isdigit():
+            if seen == drop:
+                written = written[at:]
+                break
+            seen += 1
+    return dataclasses.replace(reading, text=reading.text[drop:], digits=reading.digits[drop:], written=written)
+
+
 def read_fields(
     rec: Recognizer, greys: Sequence[np.ndarray], sources: Sequence[str] | None = None,
     cfg: FieldConfig = FieldConfig(), batch_size: int = 64,
@@ -81,7 +97,8 @@ def read_fields(
         if not found:
             out.append(FieldReading(rec.empty_reading(sources[i]), None))
         else:
-            out.append(FieldReading(found[0][0], found[0][1], tuple(found[1:])))
+            best = _without_leading_zeros(found[0][0]) if cfg.strip_leading_zeros else found[0][0]
+            out.append(FieldReading(best, found[0][1], tuple(found[1:])))
     return out
 
 
