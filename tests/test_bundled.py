@@ -57,6 +57,17 @@ def test_bundled_default_on_real_car_a_partial():
     assert abs(correct - RECORDED_CAR_A_TEST_CORRECT) <= 1, f"bundled model reads {correct}/128 real CAR-A test strings"
 
 
+@pytest.mark.skipif(REAL_DATA is None, reason="real data (car-a-partial) not found beside the checkout or in $STRINGS_DATA")
+@pytest.mark.skipif("fast" not in strings.list_models(), reason="no bundled 'fast' model")
+def test_bundled_fast_model_reads_the_cheques_it_was_recorded_reading():
+    """The third-compute model (RESULTS "Session 11": 118 of the 128 test crops, 92.19%), give or
+    take one crop; it is the small network it says it is."""
+    rec = strings.load("fast")
+    assert rec.metadata["train_config"]["model"] == "densenet_ctc_fast"
+    report = evaluate(rec, open_dataset("car-a-partial", "test", REAL_DATA))
+    assert abs(round(report.accuracy * report.n) - 118) <= 1, f"fast reads {report.accuracy:.4f} of the test crops"
+
+
 @needs_bundled
 @pytest.mark.skipif(REAL_DATA is None, reason="real data (car-a-partial) not found beside the checkout or in $STRINGS_DATA")
 def test_bundled_default_is_not_thrown_by_a_wide_margin():
