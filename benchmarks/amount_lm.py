@@ -20,7 +20,7 @@ from strings.config import TrainConfig, from_dict
 from strings.data import open_dataset
 from strings.decode.ctc import BeamSearchDecoder, greedy_decode
 from strings.data.sources import validation_split
-from strings.read.recognizer import load
+from strings.read.loading import load
 
 ORDERS = (1, 2, 3, 4)
 WEIGHTS = (0.02, 0.05, 0.1, 0.2, 0.4)

@@ -23,7 +23,7 @@ from strings.config import TrainConfig
 from strings.data import ImageDataset, Sample
 from strings.train.evaluate import evaluate
 from strings.train.loop import train
-from strings.read.recognizer import load
+from strings.read.loading import load
 from strings.data.synth import Backgrounds, GlyphBank, SynthStrings
 
 

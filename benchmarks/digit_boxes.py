@@ -15,7 +15,7 @@ import numpy as np
 from strings.data import open_dataset, resolve_data_root
 from strings.data.readers import read_car_partial_boxes
 from strings.metrics import centre_hits
-from strings.read.recognizer import load
+from strings.read.loading import load
 
 SHEET_ROWS = 8  # examples in the picture
 SHEET_HEIGHT = 96  # each example is drawn at this height

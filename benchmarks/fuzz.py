@@ -189,7 +189,7 @@ class _Worker:
         import test_fuzz as tf
         from conftest import save_tiny_checkpoint
         from strings.decode.ctc import BeamSearchDecoder
-        from strings.read.recognizer import load
+        from strings.read.loading import load
 
         self.tf = tf
         self.dir = workdir

@@ -196,7 +196,7 @@ def check_amp(data_root: str | None) -> dict[str, Any]:
 def check_inference(data_root: str | None) -> dict[str, Any]:
     from strings.data import open_dataset
     from strings.metrics import StringMetrics
-    from strings.read.recognizer import load
+    from strings.read.loading import load
 
     ds = open_dataset(DATASET, "test", data_root)
     samples = [ds[i] for i in range(len(ds))]

@@ -60,7 +60,7 @@ def main() -> None:
     from strings.data import open_dataset
     from strings.data.base import resolve_data_root
     from strings.data.sources import validation_split
-    from strings.read.recognizer import load
+    from strings.read.loading import load
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", default=None)

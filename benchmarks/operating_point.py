@@ -11,7 +11,7 @@ import argparse
 import json
 
 from strings.data import open_dataset
-from strings.read.recognizer import load
+from strings.read.loading import load
 
 
 def main() -> None:

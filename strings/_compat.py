@@ -3,7 +3,7 @@ strings.decoding, ...): importing one gives the module at its new place and a
 DeprecationWarning that names it, so code written against the flat layout keeps running.
 
     >>> import strings.predictor            # doctest: +SKIP
-    DeprecationWarning: strings.predictor moved to strings.read.recognizer; import it from there
+    DeprecationWarning: strings.predictor moved to strings.read.loading; import it from there
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ __all__ = ["MOVED", "install"]
 
 # old module -> its new place (the names it defined are all there)
 MOVED: dict[str, str] = {
-    "strings.predictor": "strings.read.recognizer",
+    "strings.predictor": "strings.read.loading",  # the loader, with the recognizer's names
     "strings.decoding": "strings.decode.ctc",
     "strings.transforms": "strings.image",
     "strings.datasets": "strings.data",

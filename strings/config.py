@@ -67,6 +67,15 @@ class FieldConfig:
     tight_aspect: float = 1.0  # at least this many times wider than tall makes the crop tight: read whole, as it came
     pad: float = 0.25  # paper kept around a candidate, in its heights
     max_candidates: int = 6  # the recognizer reads at most this many per crop, the most ink first
+    # A comb whose box edges went unseen (faint print) leaves one candidate per digit: the
+    # strings beside the inkiest one on its line (rows overlapping by row_overlap of the shorter,
+    # heights within row_height_ratio of it, gaps under row_gap of its height) are joined into
+    # one more candidate, preferred where it reads a digit for each string it joined (300 comb
+    # fields of training glyphs, seed 777: 76.3% -> 81.7%; 500 parish validation crops 94.6 -> 94.8%)
+    join_rows: bool = True
+    row_overlap: float = 0.5
+    row_height_ratio: float = 2.0
+    row_gap: float = 2.5
     # a field's leading zeros are placeholders (a comb's unused boxes hold a 0): "0042" reads 42,
     # "0" stays 0; False keeps them (codes and postal numbers written with their zeros)
     strip_leading_zeros: bool = True

@@ -200,12 +200,35 @@ def _group(stats: np.ndarray, cfg: FieldConfig, shape: tuple[int, int]) -> list[
 
 class Places(NamedTuple):
     """Where a string may be in a loose crop: the image to cut the places from, the boxes (at
-    most ``max_candidates``, a comb's boxes first, then the most ink first), and whether the
-    first box is a comb (its boxes hold the number: a reading there is preferred)."""
+    most ``max_candidates``, a comb's boxes first, then the most ink first), whether the first
+    box is a comb (its boxes hold the number: a reading there is preferred), and ``row``: how
+    many strings the first box joins when it is a line of them (0: it is not; see
+    ``FieldConfig.join_rows``)."""
 
     image: np.ndarray
     boxes: list[Box]
     comb: bool = False
+    row: int = 0
+
+
+def _row(groups: list[Box], mass: list[float], cfg: FieldConfig) -> list[Box]:
+    """The strings on the inkiest one's line that chain to it with gaps under ``row_gap`` of its
+    height, left to right (itself included)."""
+    anchor = groups[int(np.argmax(mass))]
+    ah = anchor[3] - anchor[1]
+
+    def on_line(g: Box) -> bool:
+        gh = g[3] - g[1]
+        overlap = min(g[3], anchor[3]) - max(g[1], anchor[1])
+        return overlap >= cfg.row_overlap * min(gh, ah) and 1 / cfg.row_height_ratio <= gh / ah <= cfg.row_height_ratio
+
+    line = sorted(g for g in groups if on_line(g))
+    lo = hi = line.index(anchor)
+    while lo > 0 and line[lo][0] - line[lo - 1][2] <= cfg.row_gap * ah:
+        lo -= 1
+    while hi < len(line) - 1 and line[hi + 1][0] - line[hi][2] <= cfg.row_gap * ah:
+        hi += 1
+    return line[lo : hi + 1]
 
 
 def field_candidates(grey: np.ndarray, cfg: FieldConfig = FieldConfig()) -> tuple[np.ndarray, list[Box]]:
@@ -239,8 +262,15 @@ def find_places(grey: np.ndarray, cfg: FieldConfig = FieldConfig()) -> Places:
         mass = float(ink[y0:y1, x0:x1].sum())
         scored.append((mass, (x0, y0, x1, y1)))
     scored.sort(key=lambda t: -t[0])
+
+    def padded(b: Box) -> Box:
+        p = int(round(cfg.pad * (b[3] - b[1])))
+        return (max(0, b[0] - p), max(0, b[1] - p), min(w, b[2] + p), min(h, b[3] + p))
+
     out: list[Box] = [comb] if comb is not None else []  # a comb's boxes, the number's own place, come first
-    for _, (x0, y0, x1, y1) in scored[: cfg.max_candidates - len(out)]:
-        p = int(round(cfg.pad * (y1 - y0)))
-        out.append((max(0, x0 - p), max(0, y0 - p), min(w, x1 + p), min(h, y1 + p)))
-    return Places(clean, out, comb is not None)
+    row = _row([b for _, b in scored], [m for m, _ in scored], cfg) if comb is None and cfg.join_rows and len(scored) > 1 else []
+    if len(row) > 1:  # the line of strings, then its parts among the others
+        out.append(padded((min(b[0] for b in row), min(b[1] for b in row), max(b[2] for b in row), max(b[3] for b in row))))
+    for _, box in scored[: cfg.max_candidates - len(out)]:
+        out.append(padded(box))
+    return Places(clean, out, comb is not None, len(row) if len(row) > 1 else 0)

@@ -90,7 +90,8 @@ def test_decide_accepts_only_clean_confident_amounts_read_with_separators():
 def test_recognizer_amount_knows_whether_its_model_reads_separators(tiny_checkpoint):
     from strings.models import create_model
     from strings.read.calibration import Calibration
-    from strings.read.recognizer import Reading, Recognizer, load
+    from strings.read.recognizer import Reading, Recognizer
+    from strings.read.loading import load
 
     base = load(tiny_checkpoint)
     cal = Calibration("path", 1.0, "unit", ((0.95, True), (0.2, False)))

@@ -15,7 +15,8 @@ from strings.decode.amount_lm import EOS, AmountNgram
 from strings.read.calibration import MEASURES, Calibration, aurc, calibrate, choose, cross_fitted, measure_values, string_posteriors
 from strings.decode.ctc import BeamSearchDecoder, greedy_decode
 from strings.metrics import align_strings, centre_hits
-from strings.read.recognizer import Recognizer, load
+from strings.read.recognizer import Recognizer
+from strings.read.loading import load
 
 DIGITS = Alphabet("0123456789")
 

@@ -68,6 +68,15 @@ def test_bundled_fast_model_reads_the_cheques_it_was_recorded_reading():
     assert abs(round(report.accuracy * report.n) - 118) <= 1, f"fast reads {report.accuracy:.4f} of the test crops"
 
 
+@pytest.mark.skipif(REAL_DATA is None, reason="real data (car-a-partial) not found beside the checkout or in $STRINGS_DATA")
+@pytest.mark.skipif("general" not in strings.list_models(), reason="no bundled 'general' model")
+def test_committee_of_default_and_general_reads_the_cheques_it_was_recorded_reading():
+    """RESULTS "Session 12": default + general, rescored together, read 119 of the 128 test
+    crops (each alone: 117 and 116), give or take one crop."""
+    report = evaluate(strings.load("default+general"), open_dataset("car-a-partial", "test", REAL_DATA))
+    assert abs(round(report.accuracy * report.n) - 119) <= 1, f"the committee reads {report.accuracy:.4f}"
+
+
 @needs_bundled
 @pytest.mark.skipif(REAL_DATA is None, reason="real data (car-a-partial) not found beside the checkout or in $STRINGS_DATA")
 def test_bundled_default_is_not_thrown_by_a_wide_margin():

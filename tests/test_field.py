@@ -367,3 +367,49 @@ def test_field_config_is_frozen_and_checked():
         FieldConfig().pad = 1.0  # type: ignore[misc]
     with pytest.raises(Exception):
         from_dict(FieldConfig, {"padd": 0.3})
+
+
+def spaced_crop(text: str, gap: int = 30) -> np.ndarray:
+    """A loose crop with ``text`` written one digit at a time, ``gap`` px apart: a comb whose box
+    edges did not print (or were too faint to find)."""
+    img = np.full((120, 80 + len(text) * (gap + 24)), PAPER, np.uint8)
+    x = 40
+    for ch in text:
+        s = render_digits(ch, height=34)
+        h, w = s.shape
+        img[40 : 40 + h, x : x + w] = np.minimum(img[40 : 40 + h, x : x + w], s)
+        x += w + gap
+    return img
+
+
+def test_a_line_of_separate_digits_is_one_more_candidate_and_preferred():
+    from strings.locate import find_places
+
+    img = spaced_crop("471")
+    places = find_places(img)
+    assert places.row == 3 and not places.comb
+    row, parts = places.boxes[0], places.boxes[1:]
+    assert len(parts) == 3, "the line, then its three parts"
+    assert all(inside(p, row) for p in parts), "the joined box spans the three digits"
+    alone = find_places(img, FieldConfig(join_rows=False))
+    assert alone.row == 0 and len(alone.boxes) == 3
+    rec = strings.load()
+    assert rec.read_field(img).text == "471"
+    assert len(rec.read_field(img, FieldConfig(join_rows=False)).text) == 1, "without the line, one digit wins"
+
+
+def test_a_line_that_reads_fewer_digits_than_it_joined_is_not_preferred(monkeypatch):
+    img = spaced_crop("471")
+    rec = strings.load()
+    real = rec.recognize_greys
+
+    def short_on_the_line(greys, **kw):  # a reader that loses digits on the wide crop
+        out = real(greys, **kw)
+        widest = max(g.shape[1] for g in greys)  # the line's crop
+        return [dataclasses.replace(r, text=r.text[:2], written=r.written[:2], digits=r.digits[:2], confidence=0.99)
+                if g.shape[1] == widest else r for g, r in zip(greys, out)]
+
+    monkeypatch.setattr(rec, "recognize_greys", short_on_the_line)
+    f = rec.read_field(img)
+    assert len(f.text) == 1, f"a 2-digit reading of 3 strings must not win, got {f.text!r}"
+    assert all(len(r.text) != 2 for r, _ in f.others), "and it is not offered as another reading either"

@@ -298,7 +298,7 @@ def seeds() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def tiny_rec(tiny_checkpoint):
-    from strings.read.recognizer import load
+    from strings.read.loading import load
 
     return load(tiny_checkpoint)
 

@@ -22,7 +22,8 @@ from strings.train.ctc import TrainStrings
 from strings.train.loop import _lr_at, train
 from strings.train.evaluate import evaluate
 from strings.models import MODEL_CONFIGS, create_model
-from strings.read.recognizer import Recognizer, load
+from strings.read.recognizer import Recognizer
+from strings.read.loading import load
 
 
 def read_log(out: Path) -> list[dict]:

@@ -76,7 +76,8 @@ def add_model_args(sp: argparse.ArgumentParser) -> None:
 def load_recognizer(args: argparse.Namespace) -> Any:
     """The Recognizer a reading command asks for (--model, --beam, --backend, --threads); with
     --field and no --model, the bundled ``field`` model where the package has one."""
-    from strings.read.recognizer import list_models, load
+    from strings.read.recognizer import list_models
+    from strings.read.loading import load
 
     model = args.model
     if model is None and getattr(args, "field", False) and "field" in list_models():

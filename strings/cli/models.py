@@ -16,7 +16,7 @@ def run_export(args: argparse.Namespace) -> int:
     check it against the PyTorch network on random batches before reporting success."""
     from strings.read.export import export_onnx
     from strings.read.backends import onnx_parity
-    from strings.read.recognizer import load
+    from strings.read.loading import load
 
     rec = load(args.model)
     data = export_onnx(rec.model, rec.preprocess, args.onnx, rec.metadata)

@@ -48,7 +48,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from strings.config import TrainConfig, from_dict
     from strings.data import read_list
     from strings.data.sources import validation_split
-    from strings.read.recognizer import load
+    from strings.read.loading import load
 
     rec = load(args.model)
     if args.gt or args.images:
@@ -97,7 +97,7 @@ def run_field_boxes(args: argparse.Namespace) -> int:
 
     from strings.data import open_dataset
     from strings.data.fields import write_boxes
-    from strings.read.recognizer import load
+    from strings.read.loading import load
     from strings.train.fields import choose_boxes
 
     if args.split not in ("train",):

@@ -20,17 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from strings.alphabet import Alphabet
+from strings.alphabet import BLANK, Alphabet
 from strings.decode.ctc import EMPTY_CONFIDENCE, BeamSearchDecoder, Decoded
 
-__all__ = ["MARGIN_BEAM", "MEASURES", "measure_values", "string_posteriors"]
+__all__ = ["MARGIN_BEAM", "MEASURES", "measure_values", "string_log_posteriors", "string_posteriors"]
 
 MEASURES = ("path", "posterior", "min_char", "mean_char", "margin")
 MARGIN_BEAM = 8  # beam width of the two-best search behind the ``margin`` measure
 
 
-def string_posteriors(log_probs: Tensor, lengths: Tensor, labels: Sequence[Sequence[int]]) -> list[float]:
-    """P(string | image) for each item, summed over all CTC paths that spell it.
+def string_log_posteriors(log_probs: Tensor, lengths: Tensor, labels: Sequence[Sequence[int]]) -> list[float]:
+    """log P(string | image) for each item, summed over all CTC paths that spell it
+    (``-inf`` where no path of ``lengths`` frames can spell it).
 
     Args:
         log_probs: (B, T, C) log-softmax outputs (float64 keeps tiny posteriors exact).
@@ -40,8 +41,13 @@ def string_posteriors(log_probs: Tensor, lengths: Tensor, labels: Sequence[Seque
     lp = log_probs.detach().cpu().double().transpose(0, 1)  # (T, B, C)
     targets = torch.tensor([k for lab in labels for k in lab], dtype=torch.long)  # (sum L,)
     target_lengths = torch.tensor([len(lab) for lab in labels], dtype=torch.long)  # (B,)
-    nll = F.ctc_loss(lp, targets, lengths.cpu().long(), target_lengths, blank=0, reduction="none", zero_infinity=False)
-    return [float(math.exp(-x)) if math.isfinite(x) else 0.0 for x in nll.tolist()]  # (B,)
+    nll = F.ctc_loss(lp, targets, lengths.cpu().long(), target_lengths, blank=BLANK, reduction="none", zero_infinity=False)
+    return [-x if math.isfinite(x) else -math.inf for x in nll.tolist()]  # (B,)
+
+
+def string_posteriors(log_probs: Tensor, lengths: Tensor, labels: Sequence[Sequence[int]]) -> list[float]:
+    """P(string | image) for each item: ``exp`` of :func:`string_log_posteriors`."""
+    return [math.exp(x) for x in string_log_posteriors(log_probs, lengths, labels)]
 
 
 def measure_values(

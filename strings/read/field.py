@@ -80,10 +80,12 @@ def read_fields(
     sources = sources if sources is not None else [""] * len(greys)
     crops: list[np.ndarray] = []
     owner: list[tuple[int, Box]] = []
-    combs: list[Box | None] = []
+    first: list[Box | None] = []  # a comb, or a line of strings read whole: preferred (see below)
+    joined: list[int] = []
     for i, grey in enumerate(greys):
         places = find_places(grey, cfg)
-        combs.append(places.boxes[0] if places.comb else None)
+        first.append(places.boxes[0] if places.comb or places.row else None)
+        joined.append(places.row)
         for x0, y0, x1, y1 in places.boxes:
             crops.append(places.image[y0:y1, x0:x1])
             owner.append((i, (x0, y0, x1, y1)))
@@ -92,8 +94,12 @@ def read_fields(
         per_item[i].append((_shifted(reading, box, sources[i]), box))
     out = []
     for i, found in enumerate(per_item):
-        # a comb's boxes hold the number: what they read comes before any single place in them
-        found = sorted((f for f in found if f[0].text), key=lambda f: (f[1] != combs[i], -f[0].confidence))
+        # a comb's boxes hold the number: what they read comes before any single place in them;
+        # so does a line of strings that reads at least a digit for each string it joined
+        found = [f for f in found if f[0].text]
+        if joined[i] and first[i] is not None:
+            found = [f for f in found if f[1] != first[i] or len(f[0].text) >= joined[i]]
+        found.sort(key=lambda f: (f[1] != first[i], -f[0].confidence))
         if not found:
             out.append(FieldReading(rec.empty_reading(sources[i]), None))
         else:

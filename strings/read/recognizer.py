@@ -37,7 +37,7 @@ from strings.models import DenseNetCTC
 from strings.image import ImageInput, InvalidImageError, collate_images, load_image, prepare
 
 __all__ = [
-    "Amount", "AmountReading", "bundled_models", "DigitReading", "FieldReading", "ItemError", "Reading", "Recognizer", "list_models", "load", "resolve_model",
+    "Amount", "AmountReading", "bundled_models", "DigitReading", "FieldReading", "ItemError", "Reading", "Recognizer", "list_models", "load_one", "resolve_model",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"  # strings/weights
@@ -347,17 +347,12 @@ def _source(item: ImageInput) -> str:
     return str(item) if isinstance(item, (str, os.PathLike)) else ""
 
 
-def load(
+def load_one(
     name_or_path: str | os.PathLike | None = None, device: str = "cpu", beam_size: int = 0,
     backend: str = "torch", threads: int | None = None,
 ) -> Recognizer:
-    """Load a recognizer: the bundled default model, another bundled name, or a file path.
-
-    ``beam_size > 0`` decodes with CTC beam search instead of the greedy best path.
-    ``backend``: ``"torch"``, ``"torch-bf16"`` or ``"onnx"`` (ONNX Runtime, CPU; see
-    ``strings.read.backends``); ``threads``: the cores the onnx backend uses (PyTorch uses its global
-    ``torch.set_num_threads``).
-    """
+    """One model's recognizer: the bundled default, another bundled name, or a file path (the
+    keywords as ``strings.read.loading.load``, which also builds committees)."""
     path = resolve_model(name_or_path)
     model, pre, meta, _ = load_model(path)
     meta = {**meta, "path": str(path)}

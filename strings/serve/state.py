@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from strings.digits.classifier import DigitClassifier, list_digit_models, load_digits
-from strings.read.recognizer import Reading, Recognizer, load
+from strings.read.recognizer import Reading, Recognizer
+from strings.read.loading import load
 from strings.serve.batcher import DynamicBatcher
 from strings.serve.config import ServeConfig
 from strings.serve.errors import ServeError

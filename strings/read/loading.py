@@ -1,0 +1,38 @@
+"""Names to recognizers: one model (bundled name or file) or a committee of several (``a+b``).
+
+The old ``strings.predictor`` (the Recognizer and its loader in one module) now points here,
+so this module also names what that one did."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from strings.read.committee import COMMITTEE_SEP, Committee
+from strings.read.recognizer import (
+    DigitReading, ItemError, Reading, Recognizer, bundled_models, list_models, load_one, resolve_model,
+)
+
+__all__ = ["DigitReading", "ItemError", "Reading", "Recognizer", "bundled_models", "list_models", "load", "resolve_model"]
+
+
+def load(
+    name_or_path: str | os.PathLike | None = None, device: str = "cpu", beam_size: int = 0,
+    backend: str = "torch", threads: int | None = None,
+) -> Recognizer:
+    """Load a recognizer: the bundled default model, another bundled name, or a file path.
+
+    Names joined by ``+`` (``"default+general"``) load a :class:`strings.read.committee.Committee`:
+    every member reads, the string they jointly find likeliest wins (a file whose own name has
+    a ``+`` in it is loaded as that file).
+    ``beam_size > 0`` decodes with CTC beam search instead of the greedy best path.
+    ``backend``: ``"torch"``, ``"torch-bf16"`` or ``"onnx"`` (ONNX Runtime, CPU; see
+    ``strings.read.backends``); ``threads``: the cores the onnx backend uses (PyTorch uses its global
+    ``torch.set_num_threads``).
+    """
+    if isinstance(name_or_path, str) and COMMITTEE_SEP in name_or_path and not Path(name_or_path).exists():
+        names = name_or_path.split(COMMITTEE_SEP)
+        if any(not n for n in names):
+            raise ValueError(f"committee {name_or_path!r}: an empty member name (write e.g. 'default+general')")
+        return Committee([load_one(n, device, beam_size, backend, threads) for n in names])
+    return load_one(name_or_path, device, beam_size, backend, threads)

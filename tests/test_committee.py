@@ -1,0 +1,131 @@
+"""Committees (``strings.load("a+b")``): every member scores every member's best-path reading,
+the highest summed log-posterior wins; members must agree on alphabet and preprocessing."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import strings
+from conftest import render_digits
+from strings.alphabet import Alphabet
+from strings.decode.confidence import string_log_posteriors
+from strings.decode.ctc import EMPTY_CONFIDENCE, greedy_decode
+from strings.read.committee import Committee
+
+TEXTS = ("7", "42", "1500", "90210", "118")
+
+
+def _frames(rows: list[dict[int, float]], classes: int = 11) -> torch.Tensor:
+    """(T, C) logits: each row puts the given logits on its classes, -5 elsewhere."""
+    out = torch.full((len(rows), classes), -5.0)
+    for t, row in enumerate(rows):
+        for k, v in row.items():
+            out[t, k] = v
+    return out
+
+
+def _fixed_logits(member, logits: torch.Tensor) -> None:
+    """Make ``member`` return ``logits`` ((B, T, C)) for any batch of that size."""
+
+    def fake(images):
+        assert len(images) == logits.shape[0]
+        return logits.clone(), torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
+
+    member._logits = fake
+
+
+@pytest.fixture
+def members(tiny_checkpoint_factory):
+    a = strings.load(tiny_checkpoint_factory("a.safetensors", seed=0))
+    b = strings.load(tiny_checkpoint_factory("b.safetensors", seed=1))
+    return a, b
+
+
+def test_the_other_members_reading_wins_when_it_is_jointly_likelier(members):
+    a, b = members
+    # a: best path spells 1 (class 2), but 7 (class 8) is close; b: sure of 7.
+    _fixed_logits(a, _frames([{0: 2.0}, {2: 2.0, 8: 1.8}, {0: 2.0}])[None])
+    _fixed_logits(b, _frames([{0: 2.0}, {8: 4.0, 2: -1.0}, {0: 2.0}])[None])
+    img = [np.zeros((32, 12), np.float32)]
+    assert a._read_normalized(img)[0].text == "1"
+    assert b._read_normalized(img)[0].text == "7"
+    won = Committee([a, b])._read_normalized(img)[0]
+    assert won.text == "7"
+    assert won.spans == ((1, 2),), "digit frames come from the lead's forced alignment of the winner"
+    assert 0.0 < won.confidence < 1.0
+
+
+def test_winner_maximises_the_summed_log_posterior(members):
+    a, b = members
+    gen = torch.Generator().manual_seed(3)
+    la, lb = torch.randn(6, 9, 11, generator=gen) * 3, torch.randn(6, 9, 11, generator=gen) * 3  # (B, T, C)
+    _fixed_logits(a, la)
+    _fixed_logits(b, lb)
+    imgs = [np.zeros((32, 36), np.float32)] * 6
+    got = Committee([a, b])._read_normalized(imgs)
+    alpha = a.alphabet
+    lengths = torch.full((6,), 9)
+    lps = [x.double().log_softmax(-1) for x in (la, lb)]
+    greedy = [greedy_decode(lp, lengths, alpha) for lp in lps]
+    for i, dec in enumerate(got):
+        proposals = {g[i].text for g in greedy}
+        assert dec.text in proposals
+
+        def score(text: str) -> float:
+            return sum(string_log_posteriors(lp[i : i + 1], lengths[:1], [alpha.encode(text)])[0] for lp in lps)
+
+        assert score(dec.text) == pytest.approx(max(score(t) for t in proposals))
+        if dec.text:
+            assert dec.confidence == pytest.approx(math.exp(score(dec.text) / 2))
+
+
+def test_a_committee_of_one_model_twice_reads_as_that_model(trained_checkpoint):
+    from strings.image import prepare
+
+    single = strings.load(trained_checkpoint)
+    pair = strings.load(f"{trained_checkpoint}+{trained_checkpoint}")
+    assert isinstance(pair, Committee)
+    assert pair.name.count("+") == 1
+    images = [render_digits(t) for t in TEXTS]
+    for img, one, both in zip(images, single.recognize_batch(images), pair.recognize_batch(images)):
+        assert both.text == one.text
+        assert [d.box for d in both.digits] == [d.box for d in one.digits]
+        if one.text:  # a lone model's confidence is its best path; the committee's the string's posterior
+            logits, lengths = single._logits([prepare(img, single.preprocess)[0]])
+            lp = logits.double().log_softmax(-1)
+            post = math.exp(string_log_posteriors(lp, lengths, [single.alphabet.encode(one.text)])[0])
+            assert both.confidence == pytest.approx(post, rel=1e-6)
+
+
+def test_blank_image_reads_empty_with_empty_confidence(trained_checkpoint):
+    pair = strings.load(f"{trained_checkpoint}+{trained_checkpoint}")
+    r = pair.recognize(np.full((32, 100), 255, np.uint8))
+    assert r.text == ""
+    assert r.confidence == EMPTY_CONFIDENCE
+
+
+def test_committee_errors(members, trained_checkpoint, tiny_checkpoint_factory):
+    a, b = members
+    with pytest.raises(ValueError, match="at least two"):
+        Committee([a])
+    other = strings.load(tiny_checkpoint_factory("c.safetensors"))
+    other.alphabet = Alphabet("0123456789.")
+    with pytest.raises(ValueError, match="different alphabets"):
+        Committee([a, other])
+    taller = strings.load(tiny_checkpoint_factory("d.safetensors"))
+    taller.preprocess = dataclasses.replace(taller.preprocess, height=taller.preprocess.height + 8)
+    with pytest.raises(ValueError, match="prepare images differently"):
+        Committee([a, taller])
+    with pytest.raises(ValueError, match="beam_size=0"):
+        strings.load(f"{trained_checkpoint}+{trained_checkpoint}", beam_size=4)
+    with pytest.raises(ValueError, match="empty member"):
+        strings.load(f"{trained_checkpoint}+")
+    with pytest.raises(ValueError, match="no fitted operating point"):
+        Committee([a, b]).threshold(0.01)
+    with pytest.raises(ValueError, match="calibrate each member"):
+        Committee([a, b]).item_logits([np.zeros((32, 40), np.uint8)])
