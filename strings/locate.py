@@ -161,7 +161,8 @@ def _components(ink: np.ndarray, cfg: FieldConfig, fragments: bool = True) -> np
 
 def _group(stats: np.ndarray, cfg: FieldConfig, shape: tuple[int, int]) -> list[Box]:
     """Strokes merged into strings (single linkage): two strokes join when they sit side by side
-    (overlapping rows) with a gap under ``join_gap`` of the shorter one's height (so a piece of
+    (overlapping rows, neither over ``join_height_ratio`` times the other's height) with a gap
+    under ``join_gap`` of the shorter one's height (so a piece of
     a broken rule does not reach across the cell), or one above the other (overlapping columns:
     the pieces of a broken digit) with a gap under ``stack_gap``."""
     if len(stats) == 0:
@@ -180,7 +181,8 @@ def _group(stats: np.ndarray, cfg: FieldConfig, shape: tuple[int, int]) -> list[
             b = boxes[j]
             ha, hb = a[3] - a[1], b[3] - b[1]
             wa, wb = a[2] - a[0], b[2] - b[0]
-            side_by_side = min(a[3], b[3]) - max(a[1], b[1]) >= cfg.join_overlap * min(ha, hb)
+            side_by_side = (min(a[3], b[3]) - max(a[1], b[1]) >= cfg.join_overlap * min(ha, hb)
+                            and max(ha, hb) <= cfg.join_height_ratio * min(ha, hb))
             stacked = min(a[2], b[2]) - max(a[0], b[0]) >= cfg.join_overlap * min(wa, wb)  # a broken digit
             gap_x = max(a[0], b[0]) - min(a[2], b[2])
             gap_y = max(a[1], b[1]) - min(a[3], b[3])

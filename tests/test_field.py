@@ -413,3 +413,21 @@ def test_a_line_that_reads_fewer_digits_than_it_joined_is_not_preferred(monkeypa
     f = rec.read_field(img)
     assert len(f.text) == 1, f"a 2-digit reading of 3 strings must not win, got {f.text!r}"
     assert all(len(r.text) != 2 for r, _ in f.others), "and it is not offered as another reading either"
+
+
+def test_a_tall_stroke_beside_the_number_does_not_swallow_it():
+    """The ragged edge of a scan margin (tall, too wide to be a rule's hairline) stands next to
+    the number: side by side, strings of one line are of comparable heights."""
+    img = np.full((210, 140), PAPER, np.uint8)
+    s = render_digits("83", height=34)
+    h, w = s.shape
+    img[60 : 60 + h, 40 : 40 + w] = np.minimum(img[60 : 60 + h, 40 : 40 + w], s)
+    ink = np.argwhere(s < 128)
+    x0 = 40 + int(ink[:, 1].min())
+    img[30:170, x0 - 14 : x0 - 4] = 40  # the edge, 10 px wide and 140 tall, 4 px left of the 8,
+    img[150:170, x0 - 36 : x0 - 4] = 40  # widening to a blob at its foot (so no rule's hairline)
+    boxes = field_candidates(img)[1]
+    number = (x0, 60 + int(ink[:, 0].min()), 40 + int(ink[:, 1].max()) + 1, 60 + int(ink[:, 0].max()) + 1)
+    assert any(inside(number, b) and b[3] - b[1] < 80 for b in boxes), boxes
+    joined = field_candidates(img, FieldConfig(join_height_ratio=1e9))[1]
+    assert not any(inside(number, b) and b[3] - b[1] < 80 for b in joined), "without the rule the edge swallows it"
