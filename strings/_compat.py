@@ -17,7 +17,7 @@ from types import ModuleType
 
 __all__ = ["MOVED", "install"]
 
-# old module -> its new place (the names it defined are all there)
+# old module -> its new place (the names it defined are all there; strings.predictor: its loader's module, which names them)
 MOVED: dict[str, str] = {
     "strings.predictor": "strings.read.loading",  # the loader, with the recognizer's names
     "strings.decoding": "strings.decode.ctc",

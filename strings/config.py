@@ -83,6 +83,16 @@ class FieldConfig:
     # "0" stays 0; False keeps them (codes and postal numbers written with their zeros)
     strip_leading_zeros: bool = True
 
+    def __post_init__(self) -> None:
+        for name in ("join_overlap", "row_overlap"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"FieldConfig.{name} is a share of a height, in [0, 1]; got {getattr(self, name)}")
+        for name in ("join_height_ratio", "row_height_ratio"):
+            if getattr(self, name) < 1.0:
+                raise ValueError(f"FieldConfig.{name} is a ratio of heights, at least 1; got {getattr(self, name)}")
+        if self.max_candidates < 1:
+            raise ValueError(f"FieldConfig.max_candidates must be at least 1, got {self.max_candidates}")
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -271,8 +271,9 @@ def find_places(grey: np.ndarray, cfg: FieldConfig = FieldConfig()) -> Places:
 
     out: list[Box] = [comb] if comb is not None else []  # a comb's boxes, the number's own place, come first
     row = _row([b for _, b in scored], [m for m, _ in scored], cfg) if comb is None and cfg.join_rows and len(scored) > 1 else []
-    if len(row) > 1:  # the line of strings, then its parts among the others
+    joined = len(row) if len(row) > 1 else 0
+    if joined:  # the line of strings first (no comb here, so it is the first box), then its parts among the others
         out.append(padded((min(b[0] for b in row), min(b[1] for b in row), max(b[2] for b in row), max(b[3] for b in row))))
-    for _, box in scored[: cfg.max_candidates - len(out)]:
+    for _, box in scored[: max(0, cfg.max_candidates - len(out))]:
         out.append(padded(box))
-    return Places(clean, out, comb is not None, len(row) if len(row) > 1 else 0)
+    return Places(clean, out, comb is not None, joined)

@@ -127,5 +127,32 @@ def test_committee_errors(members, trained_checkpoint, tiny_checkpoint_factory):
         strings.load(f"{trained_checkpoint}+")
     with pytest.raises(ValueError, match="no fitted operating point"):
         Committee([a, b]).threshold(0.01)
-    with pytest.raises(ValueError, match="calibrate each member"):
+    with pytest.raises(ValueError, match="name one model here"):
         Committee([a, b]).item_logits([np.zeros((32, 40), np.uint8)])
+
+
+def test_member_names_may_carry_spaces_and_a_committee_is_not_exported(trained_checkpoint, tmp_path, capsys):
+    from strings.cli.main import main
+
+    pair = strings.load(f"{trained_checkpoint} + {trained_checkpoint}")
+    assert isinstance(pair, Committee) and len(pair.members) == 2
+    assert main(["export", "--model", f"{trained_checkpoint}+{trained_checkpoint}", "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert "is a committee" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_service_refuses_a_beam_for_a_committee(trained_checkpoint):
+    from strings.serve.config import ServeConfig
+    from strings.serve.errors import ServeError
+    from strings.serve.state import Service
+
+    name = f"{trained_checkpoint}+{trained_checkpoint}"
+    service = Service(ServeConfig(model=name))
+    service._load()  # what start() runs in the background
+    try:
+        assert service.load_error is None and isinstance(service.recognizer, Committee)
+        assert service.for_beam(0) is service.recognizer
+        with pytest.raises(ServeError, match="beam"):
+            service.for_beam(4)
+    finally:
+        service.close()

@@ -367,6 +367,9 @@ def test_field_config_is_frozen_and_checked():
         FieldConfig().pad = 1.0  # type: ignore[misc]
     with pytest.raises(Exception):
         from_dict(FieldConfig, {"padd": 0.3})
+    for bad in ({"row_overlap": 1.5}, {"row_height_ratio": 0.5}, {"join_height_ratio": 0.9}, {"max_candidates": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            FieldConfig(**bad)
 
 
 def spaced_crop(text: str, gap: int = 30) -> np.ndarray:
@@ -409,10 +412,14 @@ def test_a_line_that_reads_fewer_digits_than_it_joined_is_not_preferred(monkeypa
         return [dataclasses.replace(r, text=r.text[:2], written=r.written[:2], digits=r.digits[:2], confidence=0.99)
                 if g.shape[1] == widest else r for g, r in zip(greys, out)]
 
+    from strings.locate import find_places
+
+    assert find_places(img).row == 3, "the crop has a line of three strings to cut short"
     monkeypatch.setattr(rec, "recognize_greys", short_on_the_line)
     f = rec.read_field(img)
     assert len(f.text) == 1, f"a 2-digit reading of 3 strings must not win, got {f.text!r}"
     assert all(len(r.text) != 2 for r, _ in f.others), "and it is not offered as another reading either"
+    assert any(len(r.text) == 2 for r in short_on_the_line([img[:, :]], batch_size=1)), "the fake does cut readings"
 
 
 def test_a_tall_stroke_beside_the_number_does_not_swallow_it():

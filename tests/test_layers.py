@@ -256,11 +256,12 @@ def test_old_from_imports_users_wrote_still_work():
         warnings.simplefilter("ignore", DeprecationWarning)
         from strings.decoding import greedy_decode
         from strings.engine import evaluate, train
-        from strings.predictor import Reading, Recognizer, load
+        from strings.predictor import AmountReading, Reading, Recognizer, load
 
     import strings
 
     assert load is strings.load and Recognizer is strings.Recognizer and Reading is strings.Reading
+    assert AmountReading is strings.AmountReading
     assert callable(greedy_decode) and callable(evaluate) and callable(train)
     from strings.digits import DigitClassifier, load_digits, normalize_digit  # a module before, a package now
 

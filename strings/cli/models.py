@@ -16,9 +16,12 @@ def run_export(args: argparse.Namespace) -> int:
     check it against the PyTorch network on random batches before reporting success."""
     from strings.read.export import export_onnx
     from strings.read.backends import onnx_parity
+    from strings.read.committee import Committee
     from strings.read.loading import load
 
     rec = load(args.model)
+    if isinstance(rec, Committee):
+        raise ValueError(f"{args.model!r} is a committee; export one model at a time (its members read apart)")
     data = export_onnx(rec.model, rec.preprocess, args.onnx, rec.metadata)
     diff = onnx_parity(rec.model, data)
     if diff > 1e-3:

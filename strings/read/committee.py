@@ -57,7 +57,7 @@ class Committee(Recognizer):
             if m.preprocess != lead.preprocess or m.model.stride != lead.model.stride:
                 raise ValueError(f"committee members {lead.name!r} and {m.name!r} prepare images differently")
             if m.beam is not None:
-                raise ValueError("a committee proposes best-path readings; load its members with beam_size=0")
+                raise ValueError("a committee proposes best-path readings: read it without a beam (--beam 0, beam_size=0)")
         name = COMMITTEE_SEP.join(m.name for m in members)
         meta = {k: v for k, v in lead.metadata.items() if k not in ("calibration", "path")}
         meta.update(name=name, path=name, committee=[m.metadata.get("path", m.name) for m in members])
@@ -70,7 +70,7 @@ class Committee(Recognizer):
         for m in self.members:
             logits, lengths = m._logits(images)  # (B, T, C), (B,)
             t = m.calibration.temperature if m.calibration is not None else 1.0
-            out.append(((logits.double() / t).log_softmax(-1), lengths))
+            out.append(((logits.double() / t).log_softmax(-1).cpu(), lengths.cpu()))  # decoding runs on the CPU
         return out
 
     def _read_normalized(self, images: list[np.ndarray]) -> list[Decoded]:
@@ -101,7 +101,7 @@ class Committee(Recognizer):
         return Decoded(text, confidence, char_conf, spans)
 
     def item_logits(self, greys: Sequence[np.ndarray], batch_size: int = 64) -> list[torch.Tensor]:
-        raise ValueError("a committee has no logits of its own: calibrate each member (`strings calibrate`)")
+        raise ValueError("a committee has no logits of its own: name one model here (calibrate or box with each member alone)")
 
     def threshold(self, max_error: float) -> float:
         raise ValueError(

@@ -10,10 +10,14 @@ from pathlib import Path
 
 from strings.read.committee import COMMITTEE_SEP, Committee
 from strings.read.recognizer import (
-    DigitReading, ItemError, Reading, Recognizer, bundled_models, list_models, load_one, resolve_model,
+    WEIGHTS_DIR, Amount, AmountReading, DigitReading, FieldReading, ItemError, Reading, Recognizer, bundled_models,
+    list_models, load_one, resolve_model,
 )
 
-__all__ = ["DigitReading", "ItemError", "Reading", "Recognizer", "bundled_models", "list_models", "load", "resolve_model"]
+__all__ = [
+    "WEIGHTS_DIR", "Amount", "AmountReading", "DigitReading", "FieldReading", "ItemError", "Reading", "Recognizer",
+    "bundled_models", "list_models", "load", "resolve_model",
+]
 
 
 def load(
@@ -31,7 +35,7 @@ def load(
     ``torch.set_num_threads``).
     """
     if isinstance(name_or_path, str) and COMMITTEE_SEP in name_or_path and not Path(name_or_path).exists():
-        names = name_or_path.split(COMMITTEE_SEP)
+        names = [n.strip() for n in name_or_path.split(COMMITTEE_SEP)]
         if any(not n for n in names):
             raise ValueError(f"committee {name_or_path!r}: an empty member name (write e.g. 'default+general')")
         return Committee([load_one(n, device, beam_size, backend, threads) for n in names])

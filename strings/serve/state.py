@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from strings.digits.classifier import DigitClassifier, list_digit_models, load_digits
+from strings.read.committee import Committee
 from strings.read.recognizer import Reading, Recognizer
 from strings.read.loading import load
 from strings.serve.batcher import DynamicBatcher
@@ -89,6 +90,10 @@ class Service:
     def for_beam(self, beam: int) -> Recognizer:
         """The Recognizer decoding with ``beam``: the loaded one's network and backend, another decoder."""
         base = self.recognizer
+        if isinstance(base, Committee):  # its members propose best paths; a beam would read the lead alone
+            if beam:
+                raise ServeError(422, "bad_option", f"option 'beam': committee {base.name!r} reads best paths only (beam 0)", item="beam")
+            return base
         with self._lock:
             rec = self._by_beam.get(beam)
             if rec is None:
