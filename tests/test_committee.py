@@ -156,3 +156,14 @@ def test_the_service_refuses_a_beam_for_a_committee(trained_checkpoint):
             service.for_beam(4)
     finally:
         service.close()
+
+
+def test_a_file_with_a_plus_in_its_name_is_one_model(trained_checkpoint, tmp_path):
+    import shutil
+
+    from strings.read.loading import member_names
+
+    plus = shutil.copy(trained_checkpoint, tmp_path / "cheques+forms.safetensors")
+    assert member_names(str(plus)) == [str(plus)]
+    assert not isinstance(strings.load(str(plus)), Committee)
+    assert member_names("default + general") == ["default", "general"]

@@ -20,11 +20,11 @@ def run_serve(args: argparse.Namespace) -> int:
         from strings.serve import serve
     except ImportError as exc:
         raise ImportError(f"{INSTALL_HINT} ({exc})") from None
-    from strings.read.committee import COMMITTEE_SEP
+    from strings.read.loading import member_names
     from strings.read.recognizer import resolve_model
 
-    for name in str(args.model).split(COMMITTEE_SEP):  # a wrong name or path fails here, not in the background loader
-        resolve_model(name.strip())
+    for name in member_names(args.model):  # a wrong name or path fails here, not in the background loader
+        resolve_model(name)
     fields = ServeConfig.field_names()
     cfg = ServeConfig(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     backend_args(args)  # PyTorch's process-wide thread count

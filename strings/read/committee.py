@@ -77,16 +77,18 @@ class Committee(Recognizer):
         per_member = self._member_log_probs(images)
         proposals = [greedy_decode(lp, lengths, self.alphabet) for lp, lengths in per_member]
         lead_lp, lead_len = per_member[0]
+        # every (image, distinct proposal) pair, scored by each member in one CTC forward pass
+        pairs = [(b, t) for b in range(len(images)) for t in dict.fromkeys(p[b].text for p in proposals)]
+        owner = torch.tensor([b for b, _ in pairs])  # (P,)
+        labels = [self.alphabet.encode(t) for _, t in pairs]
+        scores = torch.zeros(len(pairs), dtype=torch.float64)  # (P,) summed log P_m(text | x)
+        for lp, lengths in per_member:
+            scores += torch.tensor(string_log_posteriors(lp[owner], lengths[owner], labels))  # lp[owner]: (P, T, C)
         out = []
         for b in range(len(images)):
-            texts = list(dict.fromkeys(p[b].text for p in proposals))  # (K,) in members' order
-            labels = [self.alphabet.encode(t) for t in texts]
-            scores = torch.zeros(len(texts), dtype=torch.float64)  # (K,) summed log P_m(text | x)
-            for lp, lengths in per_member:
-                item = lp[b : b + 1].expand(len(texts), -1, -1)  # (K, T, C)
-                scores += torch.tensor(string_log_posteriors(item, lengths[b : b + 1].expand(len(texts)), labels))
-            k = int(scores.argmax())
-            out.append(self._decoded(texts[k], labels[k], float(scores[k]), lead_lp[b, : int(lead_len[b])]))
+            mine = (owner == b).nonzero().flatten()  # (K,) in members' order
+            k = int(mine[scores[mine].argmax()])
+            out.append(self._decoded(pairs[k][1], labels[k], float(scores[k]), lead_lp[b, : int(lead_len[b])]))
         return out
 
     def _decoded(self, text: str, labels: list[int], log_score: float, lead_lp: torch.Tensor) -> Decoded:

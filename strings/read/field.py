@@ -97,7 +97,7 @@ def read_fields(
         # a comb's boxes hold the number: what they read comes before any single place in them;
         # so does a line of strings that reads at least a digit for each string it joined
         found = [f for f in found if f[0].text]
-        if joined[i] and first[i] is not None:
+        if joined[i]:
             found = [f for f in found if f[1] != first[i] or len(f[0].text) >= joined[i]]
         found.sort(key=lambda f: (f[1] != first[i], -f[0].confidence))
         if not found:

@@ -16,8 +16,19 @@ from strings.read.recognizer import (
 
 __all__ = [
     "WEIGHTS_DIR", "Amount", "AmountReading", "DigitReading", "FieldReading", "ItemError", "Reading", "Recognizer",
-    "bundled_models", "list_models", "load", "resolve_model",
+    "bundled_models", "list_models", "load", "member_names", "resolve_model",
 ]
+
+
+def member_names(name_or_path: str | os.PathLike | None) -> list[str | os.PathLike | None]:
+    """The models a name asks for: ``"a+b"`` -> ``["a", "b"]``; one name (or a file whose own
+    name has a ``+`` in it) -> itself."""
+    if not isinstance(name_or_path, str) or COMMITTEE_SEP not in name_or_path or Path(name_or_path).exists():
+        return [name_or_path]
+    names: list[str | os.PathLike | None] = [n.strip() for n in name_or_path.split(COMMITTEE_SEP)]
+    if any(not n for n in names):
+        raise ValueError(f"committee {name_or_path!r}: an empty member name (write e.g. 'default+general')")
+    return names
 
 
 def load(
@@ -34,9 +45,6 @@ def load(
     ``strings.read.backends``); ``threads``: the cores the onnx backend uses (PyTorch uses its global
     ``torch.set_num_threads``).
     """
-    if isinstance(name_or_path, str) and COMMITTEE_SEP in name_or_path and not Path(name_or_path).exists():
-        names = [n.strip() for n in name_or_path.split(COMMITTEE_SEP)]
-        if any(not n for n in names):
-            raise ValueError(f"committee {name_or_path!r}: an empty member name (write e.g. 'default+general')")
-        return Committee([load_one(n, device, beam_size, backend, threads) for n in names])
-    return load_one(name_or_path, device, beam_size, backend, threads)
+    names = member_names(name_or_path)
+    members = [load_one(n, device, beam_size, backend, threads) for n in names]
+    return Committee(members) if len(members) > 1 else members[0]
