@@ -10,6 +10,7 @@ import strings
 from conftest import REAL_DATA, render_digits
 from strings.data import open_dataset
 from strings.digits import bundled_digit_models, load_digits
+from strings.read.amount import written_scores
 from strings.train.evaluate import evaluate
 from strings.read.recognizer import WEIGHTS_DIR, bundled_models, resolve_model
 
@@ -75,6 +76,21 @@ def test_committee_of_default_and_general_reads_the_cheques_it_was_recorded_read
     crops (each alone: 117 and 116), give or take one crop."""
     report = evaluate(strings.load("default+general"), open_dataset("car-a-partial", "test", REAL_DATA))
     assert abs(round(report.accuracy * report.n) - 119) <= 1, f"the committee reads {report.accuracy:.4f}"
+
+
+@pytest.mark.skipif(REAL_DATA is None, reason="real data (car-a-partial) not found beside the checkout or in $STRINGS_DATA")
+@pytest.mark.skipif(not {"general", "amounts"} <= set(strings.list_models()), reason="no bundled 'general' and 'amounts'")
+def test_committee_with_the_amounts_writer_reads_the_values_it_was_recorded_reading():
+    """RESULTS "Session 13": default + general vote on the digits (119 of 128), amounts writes
+    the marks: 104 written forms and 114 values right, give or take one crop."""
+    rec = strings.load("default+general+amounts")
+    assert rec.reads_separators
+    report = evaluate(rec, open_dataset("car-a-partial", "test", REAL_DATA))
+    assert abs(round(report.accuracy * report.n) - 119) <= 1
+    scores = written_scores(report.written)
+    assert scores["n"] == 128
+    assert abs(round(scores["value_accuracy"] * 128) - 114) <= 1, scores
+    assert abs(round(scores["accuracy"] * 128) - 104) <= 1, scores
 
 
 @needs_bundled

@@ -15,7 +15,8 @@ from conftest import render_digits
 from strings.alphabet import Alphabet
 from strings.decode.confidence import string_log_posteriors
 from strings.decode.ctc import EMPTY_CONFIDENCE, greedy_decode
-from strings.read.committee import Committee
+from strings.read.amount import written_forms
+from strings.read.committee import Committee, _digits
 
 TEXTS = ("7", "42", "1500", "90210", "118")
 
@@ -114,7 +115,7 @@ def test_committee_errors(members, trained_checkpoint, tiny_checkpoint_factory):
     with pytest.raises(ValueError, match="at least two"):
         Committee([a])
     other = strings.load(tiny_checkpoint_factory("c.safetensors"))
-    other.alphabet = Alphabet("0123456789.")
+    other.alphabet = Alphabet("0123456789X")  # the amount marks may differ, the digits may not
     with pytest.raises(ValueError, match="different alphabets"):
         Committee([a, other])
     taller = strings.load(tiny_checkpoint_factory("d.safetensors"))
@@ -167,3 +168,79 @@ def test_a_file_with_a_plus_in_its_name_is_one_model(trained_checkpoint, tmp_pat
     assert member_names(str(plus)) == [str(plus)]
     assert not isinstance(strings.load(str(plus)), Committee)
     assert member_names("default + general") == ["default", "general"]
+
+
+AMOUNT = "0123456789.,-"  # classes: blank 0, digit d -> d + 1, "." 11, "," 12, "-" 13
+
+
+def _writer(member):
+    """``member`` made to read the amount marks (its logits are faked by the test)."""
+    member.alphabet = Alphabet(AMOUNT)
+    return member
+
+
+def test_a_member_that_reads_marks_writes_the_digits_the_committee_chose(members):
+    a, w = members
+    w = _writer(w)
+    # a reads 1000 with no marks; w reads 10,00
+    _fixed_logits(a, _frames([{2: 3.0}, {0: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}])[None])
+    _fixed_logits(w, _frames([{2: 3.0}, {0: 3.0}, {1: 3.0}, {12: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}], classes=14)[None])
+    img = [np.zeros((32, 28), np.float32)]
+    com = Committee([a, w])
+    assert com.writer is w and com.reads_separators
+    won = com._read_normalized(img)[0]
+    assert won.text == "10,00"
+    assert len(won.spans) == len(won.char_confidences) == 5, "the writer aligns every symbol, marks too"
+    reading = com.recognize_greys([np.full((32, 28), 255, np.uint8)])[0]
+    assert (reading.text, reading.written) == ("1000", "10,00")
+    assert [d.char for d in reading.digits] == list("1000")
+
+
+def test_where_the_writers_digits_lose_it_writes_the_winner_in_its_likeliest_form(members):
+    a, w = members
+    w = _writer(w)
+    # a is sure of 1500; w reads 1.600 but finds 5 nearly as likely as 6
+    _fixed_logits(a, _frames([{2: 4.0}, {0: 4.0}, {6: 4.0}, {0: 4.0}, {1: 4.0}, {0: 4.0}, {1: 4.0}])[None])
+    rows = [{2: 3.0}, {11: 3.0}, {7: 2.0, 6: 1.8}, {0: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}]
+    _fixed_logits(w, _frames(rows, classes=14)[None])
+    img = [np.zeros((32, 28), np.float32)]
+    assert w._read_normalized(img)[0].text == "1.600"
+    won = Committee([a, w])._read_normalized(img)[0]
+    assert won.text == "1.500"
+
+
+def test_the_writer_does_not_vote_where_digit_readers_do(members):
+    a, w = members
+    w = _writer(w)
+    _fixed_logits(a, _frames([{2: 2.0}, {0: 2.0}, {6: 2.0, 7: 1.5}, {0: 2.0}, {1: 2.0}, {0: 2.0}, {1: 2.0}])[None])
+    _fixed_logits(w, _frames([{2: 6.0}, {11: 6.0}, {7: 6.0}, {0: 6.0}, {1: 6.0}, {0: 6.0}, {1: 6.0}], classes=14)[None])
+    img = [np.zeros((32, 28), np.float32)]
+    com = Committee([a, w])
+    assert com.voters == (a,)
+    won = com._read_normalized(img)[0]
+    assert _digits(won.text) == "1500", "a sure writer still only writes the digit readers' choice"
+
+
+def test_a_committee_of_mark_readers_votes_with_marks_as_blanks(members):
+    """Where every member reads marks, all vote, each scoring a digit string by every way it
+    could write it: a frame where one sees a mark costs that proposal nothing."""
+    a, w = members
+    a, w = _writer(a), _writer(w)
+    _fixed_logits(a, _frames([{2: 1.0, 3: 0.9}, {0: 3.0}, {1: 3.0}], classes=14)[None])  # 1 or 2, barely
+    _fixed_logits(w, _frames([{3: 3.0}, {11: 3.0}, {1: 3.0}], classes=14)[None])  # surely "2.0"
+    img = [np.zeros((32, 12), np.float32)]
+    assert a._read_normalized(img)[0].text == "10"
+    com = Committee([w, a])
+    assert com.voters == (w, a) and com.writer is w
+    assert com._read_normalized(img)[0].text == "2.0"
+
+
+def test_a_writers_reading_that_is_no_amount_is_not_kept(members):
+    a, w = members
+    w = _writer(w)
+    _fixed_logits(a, _frames([{2: 3.0}, {0: 3.0}, {0: 3.0}])[None])  # 1
+    _fixed_logits(w, _frames([{2: 3.0}, {0: 3.0}, {13: 3.0}], classes=14)[None])  # "1-": a dash with no mark before it
+    img = [np.zeros((32, 12), np.float32)]
+    assert w._read_normalized(img)[0].text == "1-"
+    won = Committee([a, w])._read_normalized(img)[0]
+    assert won.text in written_forms("1") and won.text != "1-"

@@ -27,7 +27,7 @@ from strings.alphabet import BLANK, Alphabet
 if TYPE_CHECKING:
     from strings.decode.amount_lm import AmountNgram
 
-__all__ = ["EMPTY_CONFIDENCE", "Decoded", "align_spans", "greedy_decode", "BeamSearchDecoder"]
+__all__ = ["EMPTY_CONFIDENCE", "Decoded", "align_spans", "greedy_decode", "merge_marks", "BeamSearchDecoder"]
 
 EMPTY_CONFIDENCE = 0.0  # the confidence of an empty reading, whatever the measure (see above)
 
@@ -40,6 +40,24 @@ class Decoded:
     confidence: float
     char_confidences: tuple[float, ...]
     spans: tuple[tuple[int, int], ...]
+
+
+def merge_marks(log_probs: Tensor, unknown: Tensor, marks: list[int]) -> Tensor:
+    """For the items flagged ``unknown``, count a mark as a blank: the blank column becomes
+    logsumexp(blank, marks), so writing a separator there costs nothing and the digits alone
+    are scored. Training uses it for labels that do not transcribe the marks; a committee, to
+    score a digits-only proposal under a model that reads separators.
+
+    Args:
+        log_probs: (B, T, C) log-probabilities.
+        unknown: (B,) bool, True where the label is digits only.
+        marks: class indices of the marks.
+    """
+    if not marks or not bool(unknown.any()):
+        return log_probs
+    merged = torch.logsumexp(log_probs[:, :, [BLANK, *marks]], dim=-1)  # (B, T)
+    blank = torch.where(unknown.to(log_probs.device)[:, None], merged, log_probs[:, :, BLANK])  # (B, T)
+    return torch.cat([blank[:, :, None], log_probs[:, :, 1:]], dim=-1)  # (B, T, C)
 
 
 def greedy_decode(log_probs: Tensor, lengths: Tensor, alphabet: Alphabet) -> list[Decoded]:

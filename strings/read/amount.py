@@ -23,7 +23,7 @@ from strings.metrics import wilson_interval
 
 __all__ = [
     "DEFAULT_LOCALE", "LOCALES", "Amount", "AmountReading", "Convention", "ParsedAmount", "decide", "format_amount",
-    "parse_amount", "review_reasons", "written_scores",
+    "parse_amount", "review_reasons", "written_forms", "written_scores",
 ]
 
 CENTS = 2  # decimal places of every value (minor units per unit: 10 ** CENTS)
@@ -120,6 +120,34 @@ def parse_amount(written: str, locale: str = DEFAULT_LOCALE) -> ParsedAmount:
         reasons.append(LEADING_ZERO)
     value = Decimal(f"{int(integer)}.{cents or '0' * CENTS}")
     return ParsedAmount(written, digits, value, tuple(dict.fromkeys(reasons)))
+
+
+def written_forms(digits: str) -> list[str]:
+    """Every common way to write the amount ``digits`` with marks, under any locale: as they are,
+    thousands grouped by ``.`` or ``,``, two cents after the other mark, or a dash after either
+    mark for zero cents (``38.117.-``). A committee whose member reads marks picks the likeliest of these
+    (with that member's own reading) for the digits the committee chose.
+
+    Example:
+        >>> "1.500,00" in written_forms("150000"), "38.117.-" in written_forms("38117")
+        (True, True)
+    """
+    if not digits.isdigit():
+        return []
+    splits = [(digits, "")] + ([(digits[:-CENTS], digits[-CENTS:])] if len(digits) > CENTS else [])
+    forms: list[str] = []
+    for whole, cents in splits:
+        groupings = [("", whole)]
+        if len(whole) > 3:
+            head = len(whole) % 3 or 3
+            groups = [whole[:head]] + [whole[i : i + 3] for i in range(head, len(whole), 3)]
+            groupings += [(mark, mark.join(groups)) for mark in SEPARATORS]
+        for mark, text in groupings:
+            if cents:
+                forms += [f"{text}{m}{cents}" for m in SEPARATORS if m != mark]
+            else:
+                forms += [text] + [f"{text}{m}{ZERO_CENTS}" for m in SEPARATORS]
+    return list(dict.fromkeys(forms))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,14 @@ string: near 1 only where every member finds that string likely, so disagreement
 Digit spans and digit confidences come from the first member (the lead), by forced alignment
 of the winner. A committee has no fitted operating point of its own (``threshold`` refuses).
 
+A member that reads the amount marks (``.`` ``,`` ``-``; the ``amounts`` model) writes them:
+the digit readers vote on the digits, and it writes the winning digits with its likeliest marks
+(its own reading where its digits won, else the likeliest of the common written forms of the
+winner, ``strings.read.amount.written_forms``). It does not vote: on the cheque validation slice
+it cost the default two crops of digits when it did (RESULTS "Session 13"). So the digits come
+from the digit readers and the separators from the one member that sees them
+(``strings.load("default+general+amounts")``).
+
 Example:
     >>> import strings
     >>> rec = strings.load("default+general")  # doctest: +SKIP
@@ -28,8 +36,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from strings.alphabet import AMOUNT_MARKS, Alphabet, mark_classes
 from strings.decode.confidence import string_log_posteriors
-from strings.decode.ctc import EMPTY_CONFIDENCE, Decoded, align_spans, greedy_decode
+from strings.decode.ctc import EMPTY_CONFIDENCE, Decoded, align_spans, greedy_decode, merge_marks
+from strings.read.amount import parse_amount, written_forms
 from strings.read.recognizer import Recognizer
 
 __all__ = ["COMMITTEE_SEP", "Committee"]
@@ -37,11 +47,19 @@ __all__ = ["COMMITTEE_SEP", "Committee"]
 COMMITTEE_SEP = "+"  # strings.load("default+general"): the members' names joined by this
 
 
+def _digits(text: str) -> str:
+    return "".join(c for c in text if c not in AMOUNT_MARKS)
+
+
 class Committee(Recognizer):
     """A :class:`Recognizer` whose network pass is that of every member, read as one.
 
-    Members must share the alphabet, preprocessing and output stride (every bundled string
-    model does), so that one prepared image feeds them all and the lead's digit boxes hold.
+    Members must share the digits, preprocessing and output stride (every bundled string model
+    does), so that one prepared image feeds them all and the lead's digit boxes hold. A member
+    may also read the amount marks (``.`` ``,`` ``-``): the digit readers then vote on the
+    digits and the first mark reader (the writer) writes the winner with its likeliest marks;
+    its alignment gives the spans. Where every member reads marks, all vote, each scoring a
+    digit string by every way it could write it (marks count as blanks).
     """
 
     def __init__(self, members: Sequence[Recognizer]) -> None:
@@ -49,11 +67,12 @@ class Committee(Recognizer):
             raise ValueError(f"a committee needs at least two members, got {len(members)}")
         lead = members[0]
         for m in members[1:]:
-            if m.alphabet.symbols != lead.alphabet.symbols:
+            if _digits(m.alphabet.symbols) != _digits(lead.alphabet.symbols):
                 raise ValueError(
                     f"committee members read different alphabets: {lead.name!r} {lead.alphabet.symbols!r}, "
                     f"{m.name!r} {m.alphabet.symbols!r}"
                 )
+        for m in members:
             if m.preprocess != lead.preprocess or m.model.stride != lead.model.stride:
                 raise ValueError(f"committee members {lead.name!r} and {m.name!r} prepare images differently")
             if m.beam is not None:
@@ -63,6 +82,11 @@ class Committee(Recognizer):
         meta.update(name=name, path=name, committee=[m.metadata.get("path", m.name) for m in members])
         super().__init__(lead.model, lead.preprocess, meta, device=lead.device, backend=lead.backend)
         self.members = tuple(members)
+        self.writer = next((m for m in members if m.reads_separators), None)
+        # the digit readers vote; a mark reader votes only in a committee of mark readers
+        self.voters = tuple(m for m in members if not m.reads_separators) or self.members
+        if self.writer is not None:
+            self.alphabet = self.writer.alphabet  # the committee writes what its writer writes
         self.calibration = None  # each member keeps its own temperature; the committee has none
 
     def _member_log_probs(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -75,31 +99,64 @@ class Committee(Recognizer):
 
     def _read_normalized(self, images: list[np.ndarray]) -> list[Decoded]:
         per_member = self._member_log_probs(images)
-        proposals = [greedy_decode(lp, lengths, self.alphabet) for lp, lengths in per_member]
-        lead_lp, lead_len = per_member[0]
-        # every (image, distinct proposal) pair, scored by each member in one CTC forward pass
-        pairs = [(b, t) for b in range(len(images)) for t in dict.fromkeys(p[b].text for p in proposals)]
+        proposals = [greedy_decode(lp, lengths, m.alphabet) for m, (lp, lengths) in zip(self.members, per_member)]
+        # every (image, distinct digits proposal) pair, scored by each member in one CTC forward pass
+        pairs = [(b, d) for b in range(len(images)) for d in dict.fromkeys(_digits(p[b].text) for p in proposals)]
         owner = torch.tensor([b for b, _ in pairs])  # (P,)
-        labels = [self.alphabet.encode(t) for _, t in pairs]
-        scores = torch.zeros(len(pairs), dtype=torch.float64)  # (P,) summed log P_m(text | x)
-        for lp, lengths in per_member:
+        scores = torch.zeros(len(pairs), dtype=torch.float64)  # (P,) summed over voters: log P_m(digits | x)
+        for m, (lp, lengths) in zip(self.members, per_member):
+            if m not in self.voters:
+                continue
+            marks = mark_classes(m.alphabet.symbols)
+            lp = merge_marks(lp, torch.ones(lp.shape[0], dtype=torch.bool), marks)  # a mark counts as a blank
+            labels = [m.alphabet.encode(d) for _, d in pairs]
             scores += torch.tensor(string_log_posteriors(lp[owner], lengths[owner], labels))  # lp[owner]: (P, T, C)
-        out = []
+        winners: list[tuple[str, float]] = []
         for b in range(len(images)):
             mine = (owner == b).nonzero().flatten()  # (K,) in members' order
             k = int(mine[scores[mine].argmax()])
-            out.append(self._decoded(pairs[k][1], labels[k], float(scores[k]), lead_lp[b, : int(lead_len[b])]))
+            winners.append((pairs[k][1], float(scores[k])))
+        a = 0 if self.writer is None else self.members.index(self.writer)  # the member that aligns
+        lp, lengths = per_member[a]
+        texts = [d for d, _ in winners] if self.writer is None else self._write(winners, proposals[a], lp, lengths)
+        alphabet = self.members[a].alphabet
+        return [
+            self._decoded(text, score, lp[b, : int(lengths[b])], alphabet)
+            for b, (text, (_, score)) in enumerate(zip(texts, winners))
+        ]
+
+    def _write(
+        self, winners: list[tuple[str, float]], own: list[Decoded], lp: torch.Tensor, lengths: torch.Tensor
+    ) -> list[str]:
+        """Each winning digit string with the writer's likeliest marks: the likeliest of the
+        common written forms of those digits and, where its digits won and it is an amount at
+        all (``38.117-`` is not), the writer's own reading.
+        ``lp``: the writer's (B, T, C) log-probs, marks as marks."""
+        pairs = []
+        for b, (digits, _) in enumerate(winners):
+            kept = own[b].text if _digits(own[b].text) == digits and parse_amount(own[b].text).value is not None else None
+            cands = ([kept] if kept else []) + written_forms(digits)  # its own reading only if it is an amount
+            pairs += [(b, c) for c in dict.fromkeys(cands or [digits])]
+        owner = torch.tensor([b for b, _ in pairs])  # (P,)
+        labels = [self.writer.alphabet.encode(c) for _, c in pairs]  # type: ignore[union-attr]
+        scores = torch.tensor(string_log_posteriors(lp[owner], lengths[owner], labels))  # (P,)
+        out = []
+        for b in range(len(winners)):
+            mine = (owner == b).nonzero().flatten()
+            out.append(pairs[int(mine[scores[mine].argmax()])][1])
         return out
 
-    def _decoded(self, text: str, labels: list[int], log_score: float, lead_lp: torch.Tensor) -> Decoded:
-        """The winner as the lead reads it: its frames, digit confidences and the committee's
-        confidence (geometric mean of the members' posteriors). ``lead_lp``: (T, C)."""
-        if not text:
+    def _decoded(self, text: str, log_score: float, lp: torch.Tensor, alphabet: Alphabet) -> Decoded:
+        """The winner as the lead (or the writer) reads it: its frames, symbol confidences and the
+        committee's confidence (geometric mean of the voters' posteriors of the digits).
+        ``lp``: (T, C) of the member that aligns ``text``."""
+        if not _digits(text):
             return Decoded("", EMPTY_CONFIDENCE, (), ())
-        spans = align_spans(lead_lp, labels)
-        probs = lead_lp.exp()  # (T, C)
+        labels = alphabet.encode(text)
+        spans = align_spans(lp, labels)
+        probs = lp.exp()  # (T, C)
         char_conf = tuple(float(probs[s:e, k].max()) for k, (s, e) in zip(labels, spans))
-        confidence = math.exp(log_score / len(self.members)) if math.isfinite(log_score) else 0.0
+        confidence = math.exp(log_score / len(self.voters)) if math.isfinite(log_score) else 0.0
         return Decoded(text, confidence, char_conf, spans)
 
     def item_logits(self, greys: Sequence[np.ndarray], batch_size: int = 64) -> list[torch.Tensor]:

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from strings.alphabet import BLANK, SCRIPT_DIGITS, Alphabet, mark_classes
 from strings.config import MODEL_CONFIGS, TrainConfig
 from strings.data.base import ImageDataset
+from strings.decode.ctc import merge_marks
 from strings.image import collate_images, prepare
 from strings.models import DenseNetCTC, create_model
 from strings.models.checkpoint import load_model, save_model
@@ -145,23 +146,6 @@ def collate_train(
     lengths = torch.tensor([len(t) for _, t, _ in batch], dtype=torch.int32)
     known = torch.tensor([bool(b[2]) for b in batch], dtype=torch.bool)
     return images, widths, targets, lengths, known
-
-
-def merge_marks(log_probs: Tensor, unknown: Tensor, marks: list[int]) -> Tensor:
-    """For the items whose labels do not transcribe the marks, count a mark as a blank: the
-    blank column becomes logsumexp(blank, marks), so writing a separator there costs nothing
-    and the digits alone are scored.
-
-    Args:
-        log_probs: (B, T, C) log-probabilities.
-        unknown: (B,) bool, True where the label is digits only.
-        marks: class indices of the marks.
-    """
-    if not marks or not bool(unknown.any()):
-        return log_probs
-    merged = torch.logsumexp(log_probs[:, :, [BLANK, *marks]], dim=-1)  # (B, T)
-    blank = torch.where(unknown.to(log_probs.device)[:, None], merged, log_probs[:, :, BLANK])  # (B, T)
-    return torch.cat([blank[:, :, None], log_probs[:, :, 1:]], dim=-1)  # (B, T, C)
 
 
 class CTCTask:
