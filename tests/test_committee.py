@@ -1,11 +1,14 @@
 """Committees (``strings.load("a+b")``): every member scores every member's best-path reading,
-the highest summed log-posterior wins; members must agree on alphabet and preprocessing."""
+the highest summed log-posterior wins; members must agree on digits and preprocessing; a member
+that reads the amount marks writes them on the digits the others chose."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,7 +18,7 @@ from conftest import render_digits
 from strings.alphabet import Alphabet
 from strings.decode.confidence import string_log_posteriors
 from strings.decode.ctc import EMPTY_CONFIDENCE, greedy_decode
-from strings.read.amount import written_forms
+from strings.read.amount import NO_OPERATING_POINT, written_forms
 from strings.read.committee import Committee, _digits
 
 TEXTS = ("7", "42", "1500", "90210", "118")
@@ -126,8 +129,6 @@ def test_committee_errors(members, trained_checkpoint, tiny_checkpoint_factory):
         strings.load(f"{trained_checkpoint}+{trained_checkpoint}", beam_size=4)
     with pytest.raises(ValueError, match="empty member"):
         strings.load(f"{trained_checkpoint}+")
-    with pytest.raises(ValueError, match="no fitted operating point"):
-        Committee([a, b]).threshold(0.01)
     with pytest.raises(ValueError, match="name one model here"):
         Committee([a, b]).item_logits([np.zeros((32, 40), np.uint8)])
 
@@ -244,3 +245,23 @@ def test_a_writers_reading_that_is_no_amount_is_not_kept(members):
     assert w._read_normalized(img)[0].text == "1-"
     won = Committee([a, w])._read_normalized(img)[0]
     assert won.text in written_forms("1") and won.text != "1-"
+
+
+def test_a_committee_reads_amounts_and_sends_every_one_to_review(members, trained_checkpoint, tmp_path, capsys):
+    from strings.cli.main import main
+
+    a, w = members
+    w = _writer(w)
+    _fixed_logits(a, _frames([{2: 3.0}, {0: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}])[None])
+    _fixed_logits(w, _frames([{2: 3.0}, {0: 3.0}, {1: 3.0}, {12: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}], classes=14)[None])
+    com = Committee([a, w])
+    assert com.threshold(0.01) == math.inf
+    amount = com.amount_of(com.recognize_greys([np.full((32, 28), 255, np.uint8)])[0])
+    assert (amount.written, str(amount.value), amount.status) == ("10,00", "10.00", "review")
+    assert amount.reasons == (NO_OPERATING_POINT,) and amount.to_dict()["threshold"] is None
+    # and through the command line, on a real (tiny, trained) committee
+    img = tmp_path / "x.png"
+    cv2.imwrite(str(img), render_digits("1500"))
+    assert main(["recognize", str(img), "--amount", "--json", "--model", f"{trained_checkpoint}+{trained_checkpoint}"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert row["amount"]["status"] == "review" and NO_OPERATING_POINT in row["amount"]["reasons"]

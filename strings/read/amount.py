@@ -22,7 +22,8 @@ from strings.alphabet import SEPARATORS, ZERO_CENTS
 from strings.metrics import wilson_interval
 
 __all__ = [
-    "DEFAULT_LOCALE", "LOCALES", "Amount", "AmountReading", "Convention", "ParsedAmount", "decide", "format_amount",
+    "DEFAULT_LOCALE", "LOCALES", "NO_OPERATING_POINT", "Amount", "AmountReading", "Convention", "ParsedAmount", "decide",
+    "format_amount",
     "parse_amount", "review_reasons", "written_forms", "written_scores",
 ]
 
@@ -53,6 +54,7 @@ IMPOSSIBLE_GROUPING = "impossible grouping"
 AMBIGUOUS_DECIMAL = "ambiguous decimal mark"
 NO_SEPARATORS = "this model reads no separators, so where the cents begin is unknown"
 LOW_CONFIDENCE = "low confidence"
+NO_OPERATING_POINT = "no fitted operating point (a committee): a person checks every amount"
 
 
 @dataclass(frozen=True)
@@ -186,16 +188,20 @@ class Amount:
 
 
 def decide(
-    written: str, confidence: float, threshold: float, max_error: float, locale: str = DEFAULT_LOCALE,
+    written: str, confidence: float, threshold: float | None, max_error: float, locale: str = DEFAULT_LOCALE,
     reads_separators: bool = True,
 ) -> Amount:
     """The amount of one reading and whether to accept it: every doubt of ``parse_amount``, a
-    model blind to separators, and a confidence under ``threshold`` each send it to review."""
+    model blind to separators, and a confidence under ``threshold`` each send it to review.
+    ``threshold=None``: the reader has no fitted operating point, so every amount is reviewed."""
     parsed = parse_amount(written, locale)
     reasons = list(parsed.reasons)
     if parsed.value is not None and not reads_separators:
         reasons.append(NO_SEPARATORS)
-    if confidence < threshold:
+    if threshold is None:
+        reasons.append(NO_OPERATING_POINT)
+        threshold = float("inf")
+    elif confidence < threshold:
         reasons.append(LOW_CONFIDENCE)
     conv = LOCALES[locale]
     return Amount(

@@ -12,7 +12,8 @@ pass per member plus a CTC forward pass per proposal and member.
 The reading's confidence is the geometric mean of the members' posteriors of the winning
 string: near 1 only where every member finds that string likely, so disagreement lowers it.
 Digit spans and digit confidences come from the first member (the lead), by forced alignment
-of the winner. A committee has no fitted operating point of its own (``threshold`` refuses).
+of the winner. A committee has no fitted operating point of its own: its amounts are
+read (written form, value) and always sent to review.
 
 A member that reads the amount marks (``.`` ``,`` ``-``; the ``amounts`` model) writes them:
 the digit readers vote on the digits, and it writes the winning digits with its likeliest marks
@@ -39,8 +40,8 @@ import torch
 from strings.alphabet import AMOUNT_MARKS, Alphabet, mark_classes
 from strings.decode.confidence import string_log_posteriors
 from strings.decode.ctc import EMPTY_CONFIDENCE, Decoded, align_spans, greedy_decode, merge_marks
-from strings.read.amount import parse_amount, written_forms
-from strings.read.recognizer import Recognizer
+from strings.read.amount import DEFAULT_LOCALE, Amount, decide, parse_amount, written_forms
+from strings.read.recognizer import Reading, Recognizer
 
 __all__ = ["COMMITTEE_SEP", "Committee"]
 
@@ -163,7 +164,10 @@ class Committee(Recognizer):
         raise ValueError("a committee has no logits of its own: name one model here (calibrate or box with each member alone)")
 
     def threshold(self, max_error: float) -> float:
-        raise ValueError(
-            f"committee {self.name!r} has no fitted operating point; amounts and accept/review "
-            "decisions need one model with its calibration"
-        )
+        """No fitted operating point: no confidence clears it (``inf``). Fitting one needs real
+        crops that no member trained or was chosen on, and none are left."""
+        return math.inf
+
+    def amount_of(self, reading: Reading, max_error: float = 0.01, *, locale: str = DEFAULT_LOCALE) -> Amount:
+        """The amount as written and its value, always ``review`` (``NO_OPERATING_POINT``)."""
+        return decide(reading.written or reading.text, reading.confidence, None, max_error, locale, self.reads_separators)
