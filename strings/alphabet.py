@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "AMOUNT_MARKS", "AMOUNT_SYMBOLS", "BLANK", "DIGITS", "SCRIPT_DIGITS", "SEPARATORS", "ZERO_CENTS", "Alphabet",
+    "AMOUNT_MARKS", "AMOUNT_SYMBOLS", "BLANK", "DIGITS", "SCRIPT_DIGITS", "SEPARATORS", "ZERO_CENTS", "Alphabet", "digits_of",
     "mark_classes", "script_of",
 ]
 
@@ -101,3 +101,8 @@ def mark_classes(symbols: str) -> list[int]:
     """The class indices of the amount marks in an alphabet's ``symbols`` (empty: a digits-only
     model, which neither learns nor writes separators)."""
     return [i + 1 for i, c in enumerate(symbols) if c in AMOUNT_MARKS]
+
+
+def digits_of(text: str) -> str:
+    """``text`` without its amount marks: ``"1.500,00"`` -> ``"150000"`` (the ORAND protocol string)."""
+    return "".join(c for c in text if c not in AMOUNT_MARKS)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["align_strings", "centre_hits", "edit_distance", "StringMetrics", "reject_curve", "read_rate_at_error"]
+__all__ = [
+    "align_strings", "centre_hits", "edit_distance", "StringMetrics", "acceptance", "accepted_at", "reject_curve",
+    "read_rate_at_error",
+]
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -140,8 +143,6 @@ def read_rate_at_error(
     often, the threshold that gives it, a 95% Clopper-Pearson upper bound on the true error rate
     of that accepted set (few test images make the measured error rate uncertain), and 95%
     Wilson intervals on the read rate and on the accepted error rate."""
-    from scipy.stats import beta
-
     read, err, thr = reject_curve(confidences, correct)
     out: dict[str, dict[str, float]] = {}
     n = len(read)
@@ -157,9 +158,35 @@ def read_rate_at_error(
         k = max(ok)
         accepted = k + 1
         errors = round(err[k] * accepted)
-        upper = float(beta.ppf(0.975, errors + 1, accepted - errors)) if errors < accepted else 1.0
+        upper = _error_upper95(errors, accepted)
         out[f"{t:g}"] = {
             "read_rate": read[k], "threshold": thr[k], "errors": errors, "accepted": accepted, "error_upper95": upper,
             "read_rate_ci95": list(wilson_interval(accepted, n)), "error_ci95": list(wilson_interval(errors, accepted)),
         }
     return out
+
+
+def _error_upper95(errors: int, accepted: int) -> float:
+    """95% Clopper-Pearson upper bound on an accepted set's true error rate."""
+    from scipy.stats import beta
+
+    return float(beta.ppf(0.975, errors + 1, accepted - errors)) if errors < accepted else 1.0
+
+
+def accepted_at(threshold: float | None, confidences: list[float], correct: list[bool]) -> dict[str, object]:
+    """What a threshold fixed beforehand (on validation) does on a test set: see ``acceptance``.
+    ``threshold`` None: nothing is accepted."""
+    taken = [k for c, k in zip(confidences, correct) if threshold is not None and c >= threshold]
+    return acceptance(len(taken), sum(not k for k in taken), len(confidences), threshold)
+
+
+def acceptance(accepted: int, errors: int, n: int, threshold: float | None) -> dict[str, object]:
+    """``accepted`` of ``n`` readings taken without a person, ``errors`` of them wrong: the read
+    rate and the accepted error with 95% Wilson intervals, and the Clopper-Pearson upper bound."""
+    return {
+        "threshold": threshold, "n": n, "accepted": accepted, "read_rate": accepted / n if n else 0.0,
+        "read_rate_ci95": list(wilson_interval(accepted, n)), "errors": errors,
+        "error": errors / accepted if accepted else 0.0,
+        "error_ci95": list(wilson_interval(errors, accepted)) if accepted else [0.0, 1.0],
+        "error_upper95": _error_upper95(errors, accepted) if accepted else 1.0,
+    }

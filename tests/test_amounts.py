@@ -134,13 +134,18 @@ def test_recognize_amount_json_puts_the_amount_beside_the_reading(tmp_path, caps
     from conftest import REPO
     from strings.cli import main
 
-    if "default" not in strings.list_models():
-        pytest.skip("no bundled default model")
-    assert main(["recognize", str(REPO / "examples" / "amount_1250.png"), "--amount", "--json"]) == 0
+    if not {"default", "amounts"} <= set(strings.list_models()):
+        pytest.skip("no bundled default and amounts models")
+    example = str(REPO / "examples" / "amount_1250.png")
+    assert main(["recognize", example, "--amount", "--json"]) == 0  # no --model: the bundled default+amounts
     row = json.loads(capsys.readouterr().out.strip().splitlines()[0])
-    assert row["text"] == "1250" and row["amount"]["value"] == "1250.00" and row["amount"]["minor_units"] == 125000
-    assert row["amount"]["status"] == "review"  # the bundled model reads no separators
+    assert row["text"] == "1250" and row["written"] == "1.250" and row["amount"]["value"] == "1250.00"
+    assert row["amount"]["minor_units"] == 125000 and row["amount"]["status"] == "accept"
     assert row["amount"]["locale"] == "es-UY" and row["amount"]["max_error"] == 0.01
+    assert row["amount"]["threshold"] == pytest.approx(strings.load("default+amounts").operating_point(0.01))
+    assert main(["recognize", example, "--amount", "--json", "--model", "default"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert row["amount"]["status"] == "review" and NO_SEPARATORS in row["amount"]["reasons"]  # digits only
 
 
 def test_a_digits_model_grows_the_amount_marks_and_keeps_its_readings():
@@ -206,3 +211,22 @@ def test_benchmark_scores_the_written_form_beside_the_digits(tmp_path, capsys, t
     assert scores["n"] == 3 and scores["accuracy"] == pytest.approx(1 / 3) and scores["value_accuracy"] == pytest.approx(2 / 3)
     assert 0.0 <= scores["value_accuracy_ci95"][0] < 2 / 3 < scores["value_accuracy_ci95"][1] <= 1.0
     assert "written" in EvalReport.__dataclass_fields__
+
+
+def test_an_amount_of_zero_is_reviewed_and_other_scripts_digits_are_no_amount():
+    from strings.read.amount import ZERO_AMOUNT, parse_amount, written_forms
+
+    assert ZERO_AMOUNT in parse_amount("0").reasons and ZERO_AMOUNT in parse_amount("0,00").reasons
+    assert ZERO_AMOUNT not in parse_amount("0,50").reasons
+    assert parse_amount("١٥").value is None  # Arabic-Indic digits: str.isdigit says yes, an amount says no
+    assert written_forms("١٥٠٠") == [] and written_forms("²") == []
+
+
+def test_accepted_amounts_counts_wrong_values_among_the_accepted():
+    from strings.read.amount import accepted_amounts
+
+    pairs = [("1.500,00", "1.500,00"), ("10,00", "1000"), ("20.000", "20.000"), ("5,00", "5,00")]
+    got = accepted_amounts(pairs, [0.99, 0.98, 0.97, 0.10], threshold=0.9, max_error=0.01)
+    assert (got["n"], got["accepted"], got["errors"]) == (4, 3, 1)  # 1000 for 10,00: accepted and wrong
+    assert got["read_rate"] == 0.75 and got["error_ci95"][0] < 1 / 3 < got["error_ci95"][1]
+    assert accepted_amounts(pairs, [0.99] * 4, None, 0.01)["accepted"] == 0  # no operating point: none accepted

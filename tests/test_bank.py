@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -153,6 +154,50 @@ def test_cross_fitted_thresholds_are_scored_on_held_out_folds():
         cross_fitted(logits[:5], labels[:5], DIGITS)
 
 
+def test_values_calibration_chooses_the_better_ranking_measure_and_cross_fits_it():
+    """A committee's candidates are given as values: the one that ranks right above wrong is
+    kept, its threshold holds the error, and held-out folds are scored with thresholds and
+    measures fitted without them."""
+    from strings.read.calibration import calibrate_values, cross_fitted_values
+
+    rng = np.random.default_rng(0)
+    correct = [bool(x) for x in rng.random(60) < 0.8]
+    ranks = [0.6 + 0.4 * rng.random() if k else 0.5 * rng.random() for k in correct]  # separates right from wrong
+    noise = [float(x) for x in rng.random(60)]  # does not
+    cal, scores = calibrate_values({"voters": noise, "weakest": ranks}, correct, "unit")
+    assert cal.measure == "weakest" and cal.temperature == 1.0 and len(cal.validation) == 60
+    assert {s.measure for s in scores} == {"voters", "weakest"}
+    thr = cal.threshold(0.01)
+    assert all(k for c, k in zip(ranks, correct) if c >= thr)
+    oof = cross_fitted_values({"voters": noise, "weakest": ranks}, correct, (0.01,), folds=5)["0.01"]
+    assert oof["n"] == 60 and oof["errors"] == 0 and oof["accepted"] >= 0.6 * sum(correct)
+    oof_noise = cross_fitted_values({"voters": noise}, correct, (0.5,), folds=5)["0.5"]
+    assert oof_noise["errors"] > 0  # a measure that does not rank lets held-out errors through
+    with pytest.raises(ValueError, match="no candidate"):
+        calibrate_values({"path": ranks}, correct, "unit")  # not a committee measure
+
+
+def test_committee_confidences_combine_member_posteriors():
+    from strings.decode.confidence import committee_confidence
+
+    lps, voters = [math.log(0.9), math.log(0.4)], [True, False]
+    assert committee_confidence("voters", lps, voters) == pytest.approx(0.9)
+    assert committee_confidence("members", lps, voters) == pytest.approx(0.6)
+    assert committee_confidence("weakest", lps, voters) == pytest.approx(0.4)
+    assert committee_confidence("weakest", [-math.inf, 0.0], voters) == 0.0
+    with pytest.raises(ValueError, match="unknown committee confidence"):
+        committee_confidence("path", lps, voters)
+
+
+def test_a_fixed_threshold_on_a_test_set_reports_what_it_accepts():
+    from strings.metrics import accepted_at
+
+    got = accepted_at(0.5, [0.9, 0.8, 0.6, 0.2], [True, False, True, True])
+    assert (got["accepted"], got["errors"], got["read_rate"]) == (3, 1, 0.75)
+    assert got["error_ci95"][0] < 1 / 3 < got["error_upper95"]
+    assert accepted_at(None, [0.9], [True])["accepted"] == 0
+
+
 def _hand_min_char(logits: torch.Tensor, temperature: float) -> tuple[str, float]:
     """Greedy reading and minimum digit confidence of (T, C) logits, computed by hand."""
     p = (logits / temperature).softmax(-1)
@@ -183,8 +228,6 @@ def test_recognizer_uses_calibration(tiny_checkpoint, digit_images):
 
 def test_an_empty_reading_has_a_low_confidence_everywhere(tiny_checkpoint):
     """Blank paper, flat grey and noise decode to nothing; that must never outrank a reading."""
-    import numpy as np
-
     rng = np.random.default_rng(0)
     images = {"blank": np.full((32, 96), 255, np.uint8), "flat grey": np.full((32, 96), 128, np.uint8),
               "noise": rng.integers(0, 256, (32, 96)).astype(np.uint8)}

@@ -85,10 +85,13 @@ def test_calibrate_then_amounts(trained_checkpoint, tmp_path, capsys):
         assert a["needs_review"] == bool(a["reasons"])
 
 
-def test_max_error_needs_a_calibrated_model(trained_checkpoint, tmp_path, capsys):
+def test_max_error_on_an_uncalibrated_model_reviews_every_amount(trained_checkpoint, tmp_path, capsys):
     img = write_png(tmp_path / "a.png", render_digits("12"))
-    assert main(["recognize", str(img), "--max-error", "0.01", "--model", str(trained_checkpoint)]) == 2
-    assert "strings calibrate" in capsys.readouterr().err
+    assert main(["recognize", str(img), "--max-error", "0.01", "--json", "--model", str(trained_checkpoint)]) == 0
+    out = capsys.readouterr()
+    assert "strings calibrate" in out.err
+    amount = json.loads(out.out.splitlines()[0])["amount"]  # --max-error implies --amount
+    assert amount["status"] == "review" and amount["threshold"] is None
 
 
 def test_no_inputs_is_an_error(trained_checkpoint, tmp_path, capsys):

@@ -32,6 +32,25 @@ def test_bundled_registry_is_consistent():
         assert "default" in BUNDLED_MODELS, "strings.load() with no argument needs a 'default' entry"
 
 
+def test_bundled_committee_calibrations_match_their_members():
+    """Each committee in committees.json names bundled members by the hashes shipped, so its
+    operating point holds for what ``strings.load`` loads."""
+    import json
+
+    from strings.read.committee import COMMITTEE_SEP
+    from strings.read.loading import COMMITTEES_FILE
+
+    if not COMMITTEES_FILE.is_file():
+        pytest.skip("no bundled committee calibrations")
+    for name, entry in json.loads(COMMITTEES_FILE.read_text(encoding="utf-8")).items():
+        assert name.split(COMMITTEE_SEP) == list(entry["members"]), name
+        for member, digest in entry["members"].items():
+            assert BUNDLED_MODELS[member][1] == digest, f"{name}: {member} is not the file it was fitted with"
+        rec = strings.load(name)
+        assert rec.calibration is not None and rec.calibration.out_of_fold, name
+        assert 0.0 < rec.operating_point(0.01) < 1.0
+
+
 @needs_bundled
 def test_bundled_default_loads_and_reads():
     rec = strings.load()

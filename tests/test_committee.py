@@ -4,6 +4,7 @@ that reads the amount marks writes them on the digits the others chose."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
@@ -15,11 +16,12 @@ import torch
 
 import strings
 from conftest import render_digits
-from strings.alphabet import Alphabet
+from strings.alphabet import Alphabet, digits_of
 from strings.decode.confidence import string_log_posteriors
 from strings.decode.ctc import EMPTY_CONFIDENCE, greedy_decode
 from strings.read.amount import NO_OPERATING_POINT, written_forms
-from strings.read.committee import Committee, _digits
+from strings.read.calibration import Calibration
+from strings.read.committee import Committee
 
 TEXTS = ("7", "42", "1500", "90210", "118")
 
@@ -129,8 +131,10 @@ def test_committee_errors(members, trained_checkpoint, tiny_checkpoint_factory):
         strings.load(f"{trained_checkpoint}+{trained_checkpoint}", beam_size=4)
     with pytest.raises(ValueError, match="empty member"):
         strings.load(f"{trained_checkpoint}+")
-    with pytest.raises(ValueError, match="name one model here"):
+    with pytest.raises(ValueError, match="no logits of its own"):
         Committee([a, b]).item_logits([np.zeros((32, 40), np.uint8)])
+    with pytest.raises(ValueError, match="voters, members, weakest"):
+        Committee([a, b], Calibration("path", 1.0, "val", ((0.9, True),)))
 
 
 def test_member_names_may_carry_spaces_and_a_committee_is_not_exported(trained_checkpoint, tmp_path, capsys):
@@ -219,7 +223,7 @@ def test_the_writer_does_not_vote_where_digit_readers_do(members):
     com = Committee([a, w])
     assert com.voters == (a,)
     won = com._read_normalized(img)[0]
-    assert _digits(won.text) == "1500", "a sure writer still only writes the digit readers' choice"
+    assert digits_of(won.text) == "1500", "a sure writer still only writes the digit readers' choice"
 
 
 def test_a_committee_of_mark_readers_votes_with_marks_as_blanks(members):
@@ -247,7 +251,7 @@ def test_a_writers_reading_that_is_no_amount_is_not_kept(members):
     assert won.text in written_forms("1") and won.text != "1-"
 
 
-def test_a_committee_reads_amounts_and_sends_every_one_to_review(members, trained_checkpoint, tmp_path, capsys):
+def test_an_uncalibrated_committee_reads_amounts_and_sends_every_one_to_review(members, trained_checkpoint, tmp_path, capsys):
     from strings.cli.main import main
 
     a, w = members
@@ -255,7 +259,9 @@ def test_a_committee_reads_amounts_and_sends_every_one_to_review(members, traine
     _fixed_logits(a, _frames([{2: 3.0}, {0: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}])[None])
     _fixed_logits(w, _frames([{2: 3.0}, {0: 3.0}, {1: 3.0}, {12: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}], classes=14)[None])
     com = Committee([a, w])
-    assert com.threshold(0.01) == math.inf
+    assert com.operating_point(0.01) is None
+    with pytest.raises(ValueError, match="no calibration"):
+        com.amount(com.recognize_greys([np.full((32, 28), 255, np.uint8)])[0])  # the digits-only view needs a threshold
     amount = com.amount_of(com.recognize_greys([np.full((32, 28), 255, np.uint8)])[0])
     assert (amount.written, str(amount.value), amount.status) == ("10,00", "10.00", "review")
     assert amount.reasons == (NO_OPERATING_POINT,) and amount.to_dict()["threshold"] is None
@@ -263,5 +269,104 @@ def test_a_committee_reads_amounts_and_sends_every_one_to_review(members, traine
     img = tmp_path / "x.png"
     cv2.imwrite(str(img), render_digits("1500"))
     assert main(["recognize", str(img), "--amount", "--json", "--model", f"{trained_checkpoint}+{trained_checkpoint}"]) == 0
-    row = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    captured = capsys.readouterr()
+    row = json.loads(captured.out.strip().splitlines()[0])
     assert row["amount"]["status"] == "review" and NO_OPERATING_POINT in row["amount"]["reasons"]
+    assert "no fitted operating point" in captured.err
+
+
+def test_a_calibrated_committee_reports_its_measure_and_accepts_above_its_threshold(members):
+    a, w = members
+    w = _writer(w)
+    _fixed_logits(a, _frames([{2: 6.0}, {0: 6.0}, {1: 6.0}, {0: 6.0}, {1: 6.0}, {0: 6.0}, {1: 6.0}])[None])
+    _fixed_logits(w, _frames([{2: 3.0}, {0: 3.0}, {1: 3.0}, {12: 3.0}, {1: 3.0}, {0: 3.0}, {1: 3.0}], classes=14)[None])
+    img = [np.zeros((32, 28), np.float32)]
+    evidence = ((0.95, True), (0.9, True), (0.5, False), (0.4, True))
+    by_measure = {}
+    for measure in ("voters", "members", "weakest"):
+        com = Committee([a, w], Calibration(measure, 1.0, "val", evidence))
+        assert com.measure == measure and com.metadata["calibration"]["measure"] == measure
+        assert com.operating_point(0.01) == pytest.approx(0.9)
+        by_measure[measure] = com._read_normalized(img)[0].confidence
+    # the writer is less sure of "1000" than the lead: a second opinion lowers the confidence
+    assert by_measure["weakest"] < by_measure["members"] < by_measure["voters"]
+    scored = Committee([a, w]).scored([np.full((32, 28), 255, np.uint8)])[0]
+    assert scored.digits == "1000" and scored.voters == (True, False)
+    assert by_measure["weakest"] == pytest.approx(math.exp(min(scored.log_posteriors)))
+    assert by_measure["members"] == pytest.approx(math.exp(sum(scored.log_posteriors) / 2))
+
+
+def test_a_writer_without_the_dash_writes_only_what_it_can_spell(members):
+    a, w = members
+    w.alphabet = Alphabet("0123456789.,")  # marks, but no zero-cents dash
+    _fixed_logits(a, _frames([{2: 3.0}, {0: 3.0}, {6: 3.0}, {0: 3.0}])[None])  # 15
+    _fixed_logits(w, _frames([{2: 3.0}, {0: 3.0}, {6: 3.0}, {0: 3.0}], classes=13)[None])
+    com = Committee([a, w])
+    won = com._read_normalized([np.zeros((32, 16), np.float32)])[0]
+    assert digits_of(won.text) == "15" and "-" not in won.text
+
+
+def test_a_writer_committee_reads_a_batch_as_it_reads_each_image(members):
+    a, w = members
+    w = _writer(w)
+    gen = torch.Generator().manual_seed(5)
+    la, lw = torch.randn(4, 8, 11, generator=gen) * 3, torch.randn(4, 8, 14, generator=gen) * 3  # (B, T, C)
+    imgs = [np.zeros((32, 32), np.float32)] * 4
+    _fixed_logits(a, la)
+    _fixed_logits(w, lw)
+    together = Committee([a, w])._read_normalized(imgs)
+    for i in range(4):
+        _fixed_logits(a, la[i : i + 1])
+        _fixed_logits(w, lw[i : i + 1])
+        alone = Committee([a, w])._read_normalized(imgs[:1])[0]
+        assert (alone.text, alone.spans) == (together[i].text, together[i].spans)
+        assert alone.confidence == pytest.approx(together[i].confidence)
+
+
+def test_a_bundled_committee_calibration_holds_only_for_the_files_it_was_fitted_with(tmp_path, monkeypatch):
+    from strings.read import loading
+
+    cal = Calibration("weakest", 1.0, "val", ((0.9, True),))
+    bundled = {"x": ("x.safetensors", "aa"), "y": ("y.safetensors", "bb")}
+    monkeypatch.setattr(loading, "bundled_models", lambda: dict(bundled))
+    record = loading.committee_record(["x", "y"], cal)
+    path = tmp_path / "committees.json"
+    path.write_text(json.dumps({"x+y": record}))
+    assert loading.bundled_committee_calibration(["x", "y"], path) == cal
+    assert loading.bundled_committee_calibration(["y", "x"], path) is None  # another committee
+    bundled["y"] = ("y.safetensors", "changed")
+    assert loading.bundled_committee_calibration(["x", "y"], path) is None
+    with pytest.raises(ValueError, match="not bundled: z"):
+        loading.committee_record(["x", "z"], cal)
+
+
+def test_calibrating_a_committee_writes_its_record_and_refuses_members_that_saw_the_crops(
+    trained_checkpoint, tmp_path, capsys, monkeypatch
+):
+    from strings.cli.main import main
+
+    gt = tmp_path / "gt.txt"
+    names = []
+    for i, text in enumerate(["7", "42", "1500", "90210", "118", "33", "250", "6", "19", "804", "55", "1200"]):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), render_digits(text))
+        names.append(f"{i}.png {text}")
+    gt.write_text("\n".join(names) + "\n")
+    out = tmp_path / "pair.json"
+    pair = f"{trained_checkpoint}+{trained_checkpoint}"
+    assert main(["calibrate", "--model", pair, "--gt", str(gt), "--images", str(tmp_path), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["chosen"]["measure"] in ("voters", "members", "weakest") and "0.01" in report["out_of_fold"]
+    record = json.loads(out.read_text())[pair]
+    assert set(record) == {"members", "calibration"} and len(record["calibration"]["validation"]) == 12
+    # a member whose validation slice differs from the lead's trained on some of the lead's crops
+    from strings.cli.training import _calibration_set
+    from strings.data import sources
+
+    monkeypatch.setattr(sources, "validation_split", lambda cfg, root: (None, cfg.seed))  # the slice: its seed
+    monkeypatch.setattr(sources, "held_out_names", lambda val: {"a.png", "b.png"} if val == 0 else {"b.png", "c.png"})
+    args = argparse.Namespace(gt=None, images=None, data_root=None)
+    lead, other = strings.load(trained_checkpoint), strings.load(trained_checkpoint)
+    assert _calibration_set(args, Committee([lead, other])) == 0  # the same slice held out by both
+    other.metadata = {**other.metadata, "train_config": {**other.metadata["train_config"], "seed": 1}}
+    with pytest.raises(SystemExit, match="trained on 1 of the 2 validation crops"):
+        _calibration_set(args, Committee([lead, other]))

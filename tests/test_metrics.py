@@ -64,6 +64,14 @@ def test_digit_boxes_follow_the_ink():
     assert boxes[1] == (60, 12, 88, 52)
 
 
+def test_digit_boxes_drop_specks_and_keep_comparable_strokes():
+    ink = np.zeros((32, 40), np.float32)
+    ink[4:28, 10:14] = 1.0  # the digit's main stroke
+    ink[6:20, 18:21] = 1.0  # a second stroke of comparable size (a broken digit): kept
+    ink[30:32, 25:27] = 1.0  # a speck below and right: dropped
+    assert digit_boxes(ink, [(2, 3)], stride=8, original_shape=(32, 40)) == [(10, 4, 21, 28)]
+
+
 def test_digit_boxes_without_ink_fall_back_to_the_cut():
     boxes = digit_boxes(np.zeros((16, 32), np.float32), [(1, 2), (5, 6)], stride=4, original_shape=(16, 32))
     assert len(boxes) == 2

@@ -373,6 +373,18 @@ def test_normalize():
     assert blank.shape == (16, 40) and not blank.any()
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (31, 70), (64, 333)])
+def test_grey_percentiles_are_numpys(shape):
+    # the histogram percentiles that the contrast stretch uses equal np.percentile's (linear)
+    from strings.image import _grey_percentiles
+
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    for img in (rng.integers(0, 256, shape, dtype=np.uint8), np.full(shape, 17, np.uint8),
+                (rng.random(shape) > 0.9).astype(np.uint8) * 255):
+        for qs in ((1.0, 99.0), (0.0, 100.0), (37.5, 62.5)):
+            assert _grey_percentiles(img, qs) == pytest.approx(tuple(np.percentile(img, qs)), abs=1e-9)
+
+
 def test_normalize_contrast_invariance():
     cfg = PreprocessConfig(height=16)
     grey = render_digits("29")

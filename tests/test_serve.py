@@ -225,7 +225,9 @@ def test_field_reads_loose_crops_as_read_fields_does(server: str, rec: strings.R
     assert body["results"][0]["image"] == "cell.png"
 
 
-def test_an_uncalibrated_model_refuses_amounts_with_a_4xx(tmp_path: Path):
+def test_an_uncalibrated_model_reads_amounts_and_sends_each_to_review(tmp_path: Path):
+    from strings.read.amount import NO_OPERATING_POINT
+
     plain = strings.load(save_tiny_checkpoint(tmp_path / "plain.safetensors"))
     port = free_port()
     srv = uvicorn.Server(
@@ -236,8 +238,13 @@ def test_an_uncalibrated_model_refuses_amounts_with_a_4xx(tmp_path: Path):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)
+        status, _, raw = request(f"{base}/v1/info")
+        info = json.loads(raw)
+        assert status == 200 and info["supports"]["amount"] is True and info["supports"]["operating_point"] is False
         status, body = post_files(base, [("c.png", png(IMAGES["c.png"]))], amount="true")
-        assert status == 400 and body["error"]["code"] == "not_supported" and "calibrat" in body["error"]["message"]
+        amount = body["results"][0]["amount"]
+        assert status == 200 and amount["status"] == "review" and NO_OPERATING_POINT in amount["reasons"]
+        assert amount["threshold"] is None
     finally:
         srv.should_exit = True
         thread.join(10)

@@ -364,7 +364,8 @@ def test_an_amount_model_trains_on_written_forms_and_lets_unlabelled_marks_go():
 
     from strings.alphabet import AMOUNT_SYMBOLS
     from strings.data.base import Sample
-    from strings.train.ctc import collate_train, merge_marks
+    from strings.decode.ctc import merge_marks
+    from strings.train.ctc import collate_train
 
     model = create_model("test_tiny", alphabet=AMOUNT_SYMBOLS).eval()
     pre = MODEL_CONFIGS["test_tiny"][1]

@@ -11,6 +11,7 @@ from strings.read.amount import written_scores
 
 __all__ = ["BENCHMARK_DATASETS", "add_parser", "run_benchmark"]
 
+OPERATING_POINTS = (0.01, 0.005)  # the target error rates whose fitted thresholds a benchmark applies
 BENCHMARK_DATASETS = ("car-a", "car-b", "cvl", "car-a-partial", "mnist-strings", "parish-rowid", "photo-strings", "comb-fields")
 
 
@@ -58,6 +59,9 @@ def run_benchmark(args: argparse.Namespace) -> int:
     }
     if report.written:
         result["written"] = written_scores(report.written)
+    points = _operating_points(rec, report)
+    if points:
+        result["operating_points"] = points
     if args.reject:
         from strings.metrics import read_rate_at_error
 
@@ -75,7 +79,32 @@ def run_benchmark(args: argparse.Namespace) -> int:
             f"{result['dataset']} [{split}]: {report.n} images, accuracy {report.accuracy:.4f}, "
             f"CER {report.cer:.4f}, {report.images_per_second:.1f} images/s"
         )
+        for target, point in result.get("operating_points", {}).items():
+            for what, r in point.items():
+                lo, hi = r["error_ci95"]
+                print(f"  at the validation threshold for {float(target):.1%} error ({r['threshold']}): {what} accepted "
+                      f"{r['accepted']}/{r['n']} ({r['read_rate']:.1%}), {r['errors']} wrong (95% {lo:.1%}-{hi:.1%})")
     return 0
+
+
+def _operating_points(rec: Any, report: Any) -> dict[str, Any]:
+    """At each target error rate, the threshold the reader's calibration fixed on validation
+    (never on this set) applied here: readings accepted and wrong among them, and, where the
+    set gives written amounts, the amounts ``accept``ed and those with a wrong value."""
+    from strings.metrics import accepted_at
+    from strings.read.amount import accepted_amounts
+
+    if getattr(rec, "calibration", None) is None:
+        return {}
+    out: dict[str, Any] = {}
+    for max_error in OPERATING_POINTS:
+        threshold = rec.operating_point(max_error)
+        point = {"digits": accepted_at(threshold, report.confidences, report.correct)}
+        if report.written:
+            point["amounts"] = accepted_amounts(report.written, report.written_confidences, threshold, max_error,
+                                                rec.reads_separators)
+        out[f"{max_error:g}"] = point
+    return out
 
 
 def _plot_reject(confidences: list[float], correct: list[bool], path: str, title: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "add_model_args", "add_train_args", "backend_args", "expand_inputs", "parse_shard", "print_json", "train_with_args",
+    "AMOUNT_MODEL", "add_model_args", "add_train_args", "backend_args", "expand_inputs", "parse_shard", "print_json", "train_with_args",
     "write_misses",
 ]
 
@@ -73,15 +73,22 @@ def add_model_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's own)")
 
 
+AMOUNT_MODEL = "default+amounts"  # what --amount reads with when no --model is given
+
+
 def load_recognizer(args: argparse.Namespace) -> Any:
     """The Recognizer a reading command asks for (--model, --beam, --backend, --threads); with
-    --field and no --model, the bundled ``field`` model where the package has one."""
+    no --model: for --field, the bundled ``field`` model, and for --amount, the bundled amount
+    reader (``AMOUNT_MODEL``: the default's digits, the separators of ``amounts``, a fitted
+    operating point), where the package has them."""
+    from strings.read.loading import load, member_names
     from strings.read.recognizer import list_models
-    from strings.read.loading import load
 
     model = args.model
     if model is None and getattr(args, "field", False) and "field" in list_models():
         model = "field"
+    elif model is None and getattr(args, "amount", False) and all(n in list_models() for n in member_names(AMOUNT_MODEL)):
+        model = AMOUNT_MODEL
     return load(model, beam_size=args.beam, **backend_args(args))
 
 

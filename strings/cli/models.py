@@ -37,17 +37,31 @@ def run_models(args: argparse.Namespace) -> int:
     from strings.models import list_configs
     from strings.read.recognizer import list_models, resolve_model
 
+    import json
+
+    from strings.read.loading import COMMITTEES_FILE
+
     for name in list_models():
         meta = read_metadata(resolve_model(name))
         val = meta.get("validation", {})
         cal = meta.get("calibration")
         conf = f"confidence {cal['measure']} at T={cal['temperature']:.2f}" if cal else "confidence path (uncalibrated)"
-        oof = (cal or {}).get("out_of_fold", {}).get("0.01")
-        if oof:  # the operating point as held-out folds saw it (strings calibrate)
-            conf += f"; at 1% error, out of fold: read rate {oof['read_rate']:.1%}, {oof['errors']}/{oof['accepted']} wrong"
-        print(f"{name}\t{meta['train_config']['model']}\tval accuracy {val.get('accuracy', float('nan')):.4f}\t{conf}")
+        print(f"{name}\t{meta['train_config']['model']}\tval accuracy {val.get('accuracy', float('nan')):.4f}\t"
+              f"{conf}{_out_of_fold(cal)}")
+    if COMMITTEES_FILE.is_file():
+        for name, entry in json.loads(COMMITTEES_FILE.read_text(encoding="utf-8")).items():
+            cal = entry["calibration"]
+            print(f"{name}\tcommittee\tconfidence {cal['measure']} (fitted on {cal['fitted_on']}){_out_of_fold(cal)}")
     print("configs: " + ", ".join(list_configs()))
     return 0
+
+
+def _out_of_fold(cal: dict[str, Any] | None) -> str:
+    """The operating point at 1% error as held-out folds saw it (strings calibrate), if recorded."""
+    oof = (cal or {}).get("out_of_fold", {}).get("0.01")
+    if not oof:
+        return ""
+    return f"; at 1% error, out of fold: read rate {oof['read_rate']:.1%}, {oof['errors']}/{oof['accepted']} wrong"
 
 
 def add_parser(sub: Any) -> None:

@@ -34,13 +34,19 @@ def run_recognize(args: argparse.Namespace) -> int:
     items = expand_inputs(args.images, args.list)[index::count]
     if not items:
         raise SystemExit("error: no images to read (give image files, folders or --list FILE)")
+    args.amount = args.amount or args.max_error is not None  # --max-error implies --amount
     rec = load_recognizer(args)
     if args.decimals is not None:
         print("warning: --decimals no longer applies: an amount's cents come from the separators read (--amount)",
               file=sys.stderr)
     if args.amount and args.max_error is None:
         args.max_error = DEFAULT_MAX_ERROR
-    threshold = rec.threshold(args.max_error) if args.max_error is not None else 0.5  # fails early if uncalibrated
+    # the digits drawn green are those a calibrated reader would accept; uncalibrated: its own 0.5
+    point = rec.operating_point(args.max_error) if args.max_error is not None else None
+    if args.max_error is not None and point is None:
+        print(f"note: {rec.name} has no fitted operating point (`strings calibrate` fits one): every amount goes to review",
+              file=sys.stderr)
+    threshold = 0.5 if point is None else min(1.0, point)
     if args.draw and len(items) > 1:
         Path(args.draw).mkdir(parents=True, exist_ok=True)
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
@@ -70,9 +76,9 @@ def run_recognize(args: argparse.Namespace) -> int:
                     if args.draw:
                         target = args.draw if len(items) == 1 else str(Path(args.draw) / f"{Path(item).stem}.png")
                         if args.field:
-                            draw_field(load_image(item), result, target, min(1.0, threshold))
+                            draw_field(load_image(item), result, target, threshold)
                         else:
-                            draw_reading(load_image(item), result, target, min(1.0, threshold))
+                            draw_reading(load_image(item), result, target, threshold)
                 _write_row(out, writer, fmt, row)
             out.flush()
             bar.update(len(chunk))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from strings.cli.common import add_train_args, print_json, train_with_args
@@ -40,36 +41,104 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
-    """Choose the string confidence on a validation split and write a calibrated model file."""
+    """Choose the string confidence on a validation split and write a calibrated model file
+    (for a committee ``a+b``: a JSON record of its calibration, as ``strings/weights/committees.json`` holds)."""
     from dataclasses import replace
 
-    from strings.read.calibration import CROSS_FIT_FOLDS, calibrate, cross_fitted
-    from strings.models.checkpoint import save_model
-    from strings.config import TrainConfig, from_dict
-    from strings.data import read_list
-    from strings.data.sources import validation_split
+    from strings.read.calibration import CROSS_FIT_FOLDS, calibrate, calibrate_values, cross_fitted, cross_fitted_values
+    from strings.read.committee import Committee
     from strings.read.loading import load
 
     rec = load(args.model)
+    dataset = _calibration_set(args, rec)
+    samples = [dataset[i] for i in range(len(dataset))]
+    labels = [s.label for s in samples]
+    fitted_on = f"{dataset.name} ({len(samples)} images)"
+    cross_fit = len(labels) >= 2 * CROSS_FIT_FOLDS
+    if not cross_fit:
+        print(f"note: {len(labels)} images are too few to cross-fit the threshold ({2 * CROSS_FIT_FOLDS} needed); "
+              "no out-of-fold operating point recorded", file=sys.stderr)
+    if isinstance(rec, Committee):
+        values, correct = _committee_values(rec, [s.image for s in samples], labels)
+        calib, scores = calibrate_values(values, correct, fitted_on)
+        if cross_fit:
+            calib = replace(calib, out_of_fold=cross_fitted_values(values, correct, (0.01, 0.005)))
+        _write_committee(args.out, args.model, rec, calib)
+    else:
+        from strings.models.checkpoint import save_model
+
+        logits = rec.item_logits([s.image for s in samples])
+        calib, scores = calibrate(logits, labels, rec.alphabet, fitted_on)
+        if cross_fit:
+            calib = replace(calib, out_of_fold=cross_fitted(logits, labels, rec.alphabet, (0.01, 0.005)))
+        meta = {k: v for k, v in rec.metadata.items() if k != "path"}
+        save_model(args.out, rec.model, rec.preprocess, {**meta, "calibration": calib.to_dict()})
+    _report_calibration(args, calib, scores)
+    return 0
+
+
+def _calibration_set(args: argparse.Namespace, rec: Any) -> Any:
+    """The labelled crops to calibrate on: ``--gt``/``--images``, else the validation slice the
+    model (a committee: its first member) was chosen on. A committee is fitted only on crops
+    that every member held out of its training."""
+    from strings.config import TrainConfig, from_dict
+    from strings.data import read_list
+    from strings.data.sources import held_out_names, validation_split
+    from strings.read.committee import Committee
+
     if args.gt or args.images:
         if not (args.gt and args.images):
             raise SystemExit("error: --gt and --images go together")
-        dataset = read_list(args.gt, args.images)
-    else:
-        if "train_config" not in rec.metadata:
-            raise SystemExit("error: the model file does not say what it was validated on; give --gt and --images")
-        _, dataset = validation_split(from_dict(TrainConfig, rec.metadata["train_config"]), args.data_root)
-    samples = [dataset[i] for i in range(len(dataset))]
-    logits = rec.item_logits([s.image for s in samples])
-    labels = [s.label for s in samples]
-    calib, scores = calibrate(logits, labels, rec.alphabet, f"{dataset.name} ({len(samples)} images)")
-    if len(labels) >= 2 * CROSS_FIT_FOLDS:
-        calib = replace(calib, out_of_fold=cross_fitted(logits, labels, rec.alphabet, (0.01, 0.005)))
-    else:
-        print(f"note: {len(labels)} images are too few to cross-fit the threshold ({2 * CROSS_FIT_FOLDS} needed); "
-              "no out-of-fold operating point recorded", file=sys.stderr)
-    meta = {k: v for k, v in rec.metadata.items() if k != "path"}
-    save_model(args.out, rec.model, rec.preprocess, {**meta, "calibration": calib.to_dict()})
+        return read_list(args.gt, args.images)
+    members = rec.members if isinstance(rec, Committee) else (rec,)
+    vals = []
+    for m in members:
+        if "train_config" not in m.metadata:
+            raise SystemExit(f"error: model {m.name!r} does not say what it was validated on; give --gt and --images")
+        vals.append(validation_split(from_dict(TrainConfig, m.metadata["train_config"]), args.data_root)[1])
+    if len(members) > 1:
+        lead = held_out_names(vals[0])
+        for m, val in zip(members[1:], vals[1:]):
+            trained_on = lead - held_out_names(val)
+            if trained_on:
+                raise SystemExit(
+                    f"error: {m.name!r} trained on {len(trained_on)} of the {len(lead)} validation crops of "
+                    f"{members[0].name!r}, so they cannot fit this committee's operating point; "
+                    "give crops no member trained on with --gt and --images"
+                )
+    return vals[0]
+
+
+def _committee_values(rec: Any, greys: list[Any], labels: list[str]) -> tuple[dict[str, list[float]], list[bool]]:
+    """Every committee confidence of each crop's reading and whether its digits are right."""
+    from strings.alphabet import digits_of
+    from strings.decode.confidence import COMMITTEE_MEASURES
+
+    scored = rec.scored(greys)
+    correct = [s.digits == digits_of(y) for s, y in zip(scored, labels)]
+    return {m: [s.confidence(m) for s in scored] for m in COMMITTEE_MEASURES}, correct
+
+
+def _write_committee(out: str, model: str, rec: Any, calib: Any) -> None:
+    """``{"a+b": {"members": {"a": sha256, "b": sha256}, "calibration": ...}}``, named as
+    ``--model`` named the members: merge it into ``strings/weights/committees.json`` to bundle it."""
+    import json
+
+    from strings.models.checkpoint import sha256_file
+    from strings.read.committee import COMMITTEE_SEP
+    from strings.read.loading import member_names
+
+    names = [str(n) for n in member_names(model)]
+    record = {
+        COMMITTEE_SEP.join(names): {
+            "members": {n: sha256_file(m.metadata["path"]) for n, m in zip(names, rec.members)},
+            "calibration": calib.to_dict(),
+        }
+    }
+    Path(out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def _report_calibration(args: argparse.Namespace, calib: Any, scores: list[Any]) -> None:
     rows = [
         {"measure": c.measure, "temperature": round(c.temperature, 4), "aurc": c.aurc, "bce": c.bce,
          "read_rate_at_error": c.read_rate_at_error}
@@ -78,16 +147,15 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"chosen": {"measure": calib.measure, "temperature": calib.temperature},
                      "fitted_on": calib.fitted_on, "candidates": rows, "out_of_fold": calib.out_of_fold, "out": args.out})
-    else:
-        print(f"{'measure':10s} {'T':>6s} {'AURC':>8s} {'BCE':>7s}  read rate at 1% error")
-        for r in rows:
-            print(f"{r['measure']:10s} {r['temperature']:6.3f} {r['aurc']:8.5f} {r['bce']:7.4f}  {r['read_rate_at_error']['0.01']:.3f}")
-        print(f"chosen: {calib.measure} at T={calib.temperature:.3f} (fitted on {calib.fitted_on}); wrote {args.out}")
-        for target, r in (calib.out_of_fold or {}).items():
-            lo, hi = r["error_ci95"]
-            print(f"out of fold ({r['folds']} folds), threshold for {float(target):.1%} error: read rate {r['read_rate']:.1%}, "
-                  f"{r['errors']} errors in {r['accepted']} accepted (error 95% interval {lo:.1%}-{hi:.1%})")
-    return 0
+        return
+    print(f"{'measure':10s} {'T':>6s} {'AURC':>8s} {'BCE':>7s}  read rate at 1% error")
+    for r in rows:
+        print(f"{r['measure']:10s} {r['temperature']:6.3f} {r['aurc']:8.5f} {r['bce']:7.4f}  {r['read_rate_at_error']['0.01']:.3f}")
+    print(f"chosen: {calib.measure} at T={calib.temperature:.3f} (fitted on {calib.fitted_on}); wrote {args.out}")
+    for target, r in (calib.out_of_fold or {}).items():
+        lo, hi = r["error_ci95"]
+        print(f"out of fold ({r['folds']} folds), threshold for {float(target):.1%} error: read rate {r['read_rate']:.1%}, "
+              f"{r['errors']} errors in {r['accepted']} accepted (error 95% interval {lo:.1%}-{hi:.1%})")
 
 
 def run_field_boxes(args: argparse.Namespace) -> int:
@@ -151,7 +219,7 @@ def add_parser(sub: Any) -> None:
 
     c = sub.add_parser("calibrate", help="choose the string confidence on a validation split; write a calibrated copy")
     c.add_argument("--model", default=None, help="bundled model name or .safetensors path (default: default)")
-    c.add_argument("--out", required=True, help="the calibrated model file to write")
+    c.add_argument("--out", required=True, help="the calibrated model file to write (a committee: a JSON record)")
     c.add_argument("--data-root", default=None)
     c.add_argument("--gt", default=None, help="calibrate on this '<file> <label>' list instead (with --images)")
     c.add_argument("--images", default=None)

@@ -9,6 +9,15 @@ the decoded reading (the calibration in strings.read.calibration chooses among t
   two-best beam search: low when the network hesitates between two readings.
 Each measure is computed on log-probabilities at temperature ``T`` (logits / T). Under every
 measure an empty reading has confidence ``EMPTY_CONFIDENCE`` (0; see strings.decode.ctc).
+
+A committee (strings.read.committee) reads with several models; its confidences come from each
+member's posterior of the committee's digits (a mark reader's marks counted as blanks), as
+:func:`committee_confidence` combines them (``COMMITTEE_MEASURES``):
+
+- ``voters``: geometric mean over the members that vote on the digits;
+- ``members``: geometric mean over every member, the writer of the marks too: a second opinion
+  from a model that did not choose the digits;
+- ``weakest``: the lowest member posterior: near 1 only where every member is sure.
 """
 
 from __future__ import annotations
@@ -23,9 +32,13 @@ from torch import Tensor
 from strings.alphabet import BLANK, Alphabet
 from strings.decode.ctc import EMPTY_CONFIDENCE, BeamSearchDecoder, Decoded
 
-__all__ = ["MARGIN_BEAM", "MEASURES", "measure_values", "string_log_posteriors", "string_posteriors"]
+__all__ = [
+    "COMMITTEE_MEASURES", "MARGIN_BEAM", "MEASURES", "committee_confidence", "measure_values", "string_log_posteriors",
+    "string_posteriors",
+]
 
 MEASURES = ("path", "posterior", "min_char", "mean_char", "margin")
+COMMITTEE_MEASURES = ("voters", "members", "weakest")
 MARGIN_BEAM = 8  # beam width of the two-best search behind the ``margin`` measure
 
 
@@ -80,3 +93,17 @@ def _measure(
         rival_post = string_posteriors(log_probs, lengths, rival)
         return [max(0.0, p - (q if t is not None else 0.0)) for p, q, t in zip(post, rival_post, others)]
     raise ValueError(f"unknown confidence measure {measure!r}; known: {', '.join(MEASURES)}")
+
+
+def committee_confidence(measure: str, log_posteriors: Sequence[float], voters: Sequence[bool]) -> float:
+    """A committee reading's confidence under ``measure`` (``COMMITTEE_MEASURES``), from each
+    member's ``log P_m(digits | x)`` and which members vote (True) on the digits."""
+    if measure == "voters":
+        picked = [lp for lp, v in zip(log_posteriors, voters) if v]
+    elif measure in ("members", "weakest"):
+        picked = list(log_posteriors)
+    else:
+        raise ValueError(f"unknown committee confidence {measure!r}; known: {', '.join(COMMITTEE_MEASURES)}")
+    if not picked or not all(math.isfinite(lp) for lp in picked):
+        return 0.0
+    return math.exp(min(picked) if measure == "weakest" else sum(picked) / len(picked))

@@ -71,12 +71,13 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor, alphabet: Alphabet) -> lis
     if lp.dtype != torch.float64:
         lp = lp.float()
     best_lp, best = lp.max(dim=-1)  # (B, T), (B, T)
-    probs = lp.exp()  # (B, T, C)
+    probs = lp.exp().numpy()  # (B, T, C); numpy: the per-symbol maxima below are many tiny reductions
+    path_lp = best_lp.numpy()  # (B, T)
     results = []
     for b in range(lp.shape[0]):
         t_len = int(lengths[b])
         path = best[b, :t_len].tolist()
-        conf = float(best_lp[b, :t_len].sum().exp()) if t_len else 0.0
+        conf = float(math.exp(path_lp[b, :t_len].sum())) if t_len else 0.0
         chars: list[int] = []
         spans: list[tuple[int, int]] = []
         prev = BLANK

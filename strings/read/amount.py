@@ -18,16 +18,17 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-from strings.alphabet import SEPARATORS, ZERO_CENTS
-from strings.metrics import wilson_interval
+from strings.alphabet import DIGITS, SEPARATORS, ZERO_CENTS
+from strings.metrics import acceptance, wilson_interval
 
 __all__ = [
-    "DEFAULT_LOCALE", "LOCALES", "NO_OPERATING_POINT", "Amount", "AmountReading", "Convention", "ParsedAmount", "decide",
-    "format_amount",
-    "parse_amount", "review_reasons", "written_forms", "written_scores",
+    "DEFAULT_LOCALE", "LOCALES", "NO_OPERATING_POINT", "THOUSANDS_GROUP", "Amount", "AmountReading", "Convention",
+    "ParsedAmount", "accepted_amounts", "decide", "format_amount", "parse_amount", "review_reasons", "written_forms",
+    "written_scores",
 ]
 
 CENTS = 2  # decimal places of every value (minor units per unit: 10 ** CENTS)
+THOUSANDS_GROUP = 3  # digits per thousands group
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,12 @@ DEFAULT_LOCALE = "es-UY"
 NOTHING_READ = "nothing read"
 NOT_AN_AMOUNT = "not an amount: characters other than digits and separators"
 LEADING_ZERO = "leading zero"
+ZERO_AMOUNT = "an amount of zero"
 IMPOSSIBLE_GROUPING = "impossible grouping"
 AMBIGUOUS_DECIMAL = "ambiguous decimal mark"
 NO_SEPARATORS = "this model reads no separators, so where the cents begin is unknown"
 LOW_CONFIDENCE = "low confidence"
-NO_OPERATING_POINT = "no fitted operating point (a committee): a person checks every amount"
+NO_OPERATING_POINT = "no fitted operating point (an uncalibrated reader): a person checks every amount"
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,13 @@ class ParsedAmount:
 def _grouped(part: str, mark: str) -> bool:
     """Whether ``part`` groups thousands properly with ``mark``: 1-3 digits, then groups of 3."""
     groups = part.split(mark)
-    return 1 <= len(groups[0]) <= 3 and all(len(g) == 3 for g in groups[1:]) and all(g.isdigit() for g in groups)
+    return (1 <= len(groups[0]) <= THOUSANDS_GROUP and all(len(g) == THOUSANDS_GROUP for g in groups[1:])
+            and all(_ascii_digits(g) for g in groups))
+
+
+def _ascii_digits(text: str) -> bool:
+    """``str.isdigit`` for 0-9 only (it also accepts other scripts' digits and superscripts)."""
+    return bool(text) and all(c in DIGITS for c in text)
 
 
 def parse_amount(written: str, locale: str = DEFAULT_LOCALE) -> ParsedAmount:
@@ -91,10 +99,10 @@ def parse_amount(written: str, locale: str = DEFAULT_LOCALE) -> ParsedAmount:
         raise ValueError(f"unknown locale {locale!r}; known: {', '.join(LOCALES)}")
     conv = LOCALES[locale]
     text = written.strip()
-    digits = "".join(c for c in text if c.isdigit())
+    digits = "".join(c for c in text if c in DIGITS)
     if not digits:
         return ParsedAmount(written, "", None, (NOTHING_READ,))
-    if any(not (c.isdigit() or c in SEPARATORS or c == ZERO_CENTS) for c in text):
+    if any(not (c in DIGITS or c in SEPARATORS or c == ZERO_CENTS) for c in text):
         return ParsedAmount(written, digits, None, (NOT_AN_AMOUNT,))
     reasons: list[str] = []
     whole, cents = text, ""
@@ -105,44 +113,47 @@ def parse_amount(written: str, locale: str = DEFAULT_LOCALE) -> ParsedAmount:
     else:
         last = max(text.rfind(s) for s in SEPARATORS)
         tail = text[last + 1 :] if last >= 0 else ""
-        if last >= 0 and 1 <= len(tail) <= CENTS and tail.isdigit():
+        if last >= 0 and 1 <= len(tail) <= CENTS and _ascii_digits(tail):
             # a mark before one or two final digits can only start the cents, whichever mark it is
             whole, cents = text[:last], tail.ljust(CENTS, "0")
             if text[last] != conv.decimal:
                 reasons.append(AMBIGUOUS_DECIMAL)
-        elif last >= 0 and text[last] == conv.decimal and len(tail) == 3 and conv.decimal not in text[:last]:
+        elif (last >= 0 and text[last] == conv.decimal and len(tail) == THOUSANDS_GROUP
+              and conv.decimal not in text[:last]):
             # "5,155": a decimal mark before three digits; read as thousands, as a clerk would
             whole = text[:last] + conv.thousands + tail
             reasons.append(AMBIGUOUS_DECIMAL)
     marks = {c for c in whole if c in SEPARATORS}
     if marks and (marks != {conv.thousands} or not _grouped(whole, conv.thousands)):
         reasons.append(IMPOSSIBLE_GROUPING)  # also a leading or trailing mark: an empty group
-    integer = "".join(c for c in whole if c.isdigit()) or "0"
+    integer = "".join(c for c in whole if c in DIGITS) or "0"
     if len(integer) > 1 and integer[0] == "0":
         reasons.append(LEADING_ZERO)
     value = Decimal(f"{int(integer)}.{cents or '0' * CENTS}")
+    if not value:
+        reasons.append(ZERO_AMOUNT)  # no cheque is written for nothing: a speck or a stray mark read as 0
     return ParsedAmount(written, digits, value, tuple(dict.fromkeys(reasons)))
 
 
 def written_forms(digits: str) -> list[str]:
     """Every common way to write the amount ``digits`` with marks, under any locale: as they are,
     thousands grouped by ``.`` or ``,``, two cents after the other mark, or a dash after either
-    mark for zero cents (``38.117.-``). A committee whose member reads marks picks the likeliest of these
-    (with that member's own reading) for the digits the committee chose.
+    mark for zero cents (``38.117.-``). A committee whose member reads marks picks the likeliest of
+    these (with that member's own reading) for the digits the committee chose.
 
     Example:
         >>> "1.500,00" in written_forms("150000"), "38.117.-" in written_forms("38117")
         (True, True)
     """
-    if not digits.isdigit():
+    if not _ascii_digits(digits):
         return []
     splits = [(digits, "")] + ([(digits[:-CENTS], digits[-CENTS:])] if len(digits) > CENTS else [])
     forms: list[str] = []
     for whole, cents in splits:
         groupings = [("", whole)]
-        if len(whole) > 3:
-            head = len(whole) % 3 or 3
-            groups = [whole[:head]] + [whole[i : i + 3] for i in range(head, len(whole), 3)]
+        if len(whole) > THOUSANDS_GROUP:
+            head = len(whole) % THOUSANDS_GROUP or THOUSANDS_GROUP
+            groups = [whole[:head]] + [whole[i : i + THOUSANDS_GROUP] for i in range(head, len(whole), THOUSANDS_GROUP)]
             groupings += [(mark, mark.join(groups)) for mark in SEPARATORS]
         for mark, text in groupings:
             if cents:
@@ -221,6 +232,22 @@ def written_scores(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         "accuracy": written_ok / n if n else 0.0, "accuracy_ci95": list(wilson_interval(written_ok, n)),
         "value_accuracy": value_ok / n if n else 0.0, "value_accuracy_ci95": list(wilson_interval(value_ok, n)),
     }
+
+
+def accepted_amounts(
+    pairs: list[tuple[str, str]], confidences: list[float], threshold: float | None, max_error: float,
+    reads_separators: bool = True, locale: str = DEFAULT_LOCALE,
+) -> dict[str, object]:
+    """What ``decide`` does at a threshold fixed beforehand, over (written truth, written
+    reading) pairs: the amounts it accepts and how many of those have a wrong value (the error a
+    bank pays for), with intervals (``strings.metrics.acceptance``)."""
+    accepted = errors = 0
+    for (truth, read), conf in zip(pairs, confidences):
+        amount = decide(read, conf, threshold, max_error, locale, reads_separators)
+        if amount.status == "accept":
+            accepted += 1
+            errors += amount.value != parse_amount(truth, locale).value
+    return acceptance(accepted, errors, len(pairs), threshold)
 
 
 # ----------------------------------------------------------------------------- digits-only amounts

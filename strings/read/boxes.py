@@ -19,15 +19,19 @@ DIGIT_ASPECT = 0.7  # width / height of a typical handwritten digit, when there 
 MAIN_SHARE = 0.3  # strokes at least this share of the largest one's area belong to the digit
 
 
-def _main_strokes(piece: np.ndarray) -> np.ndarray:
-    """The digit's own strokes in a slice: the largest connected stroke and those of comparable
-    size; specks, dots and the slivers of underlines or neighbours are dropped."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(piece.astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return piece
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.flatnonzero(areas >= MAIN_SHARE * areas.max()) + 1
-    return np.isin(labels, keep)
+def _main_box(piece: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the digit's own strokes in a slice: the largest connected stroke and
+    those of comparable size; specks, dots and the slivers of underlines or neighbours are
+    dropped. None where the slice holds no ink. Read off the components' stats, no mask."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(piece.view(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    parts = stats[1:]  # (n - 1, 5): left, top, width, height, area
+    areas = parts[:, cv2.CC_STAT_AREA]
+    parts = parts[areas >= MAIN_SHARE * areas.max()]
+    x0, y0 = parts[:, cv2.CC_STAT_LEFT], parts[:, cv2.CC_STAT_TOP]
+    x1, y1 = x0 + parts[:, cv2.CC_STAT_WIDTH], y0 + parts[:, cv2.CC_STAT_HEIGHT]
+    return int(x0.min()), int(y0.min()), int(x1.max()), int(y1.max())
 
 
 def digit_boxes(
@@ -63,10 +67,9 @@ def digit_boxes(
         a, b = max(0, min(a, w - 1)), max(1, min(b, w))
         if b <= a:
             b = a + 1
-        piece = _main_strokes(strokes[:, a:b])  # (H, b - a)
-        ys, xs = np.nonzero(piece)
-        if len(xs):
-            x0, x1, y0, y1 = a + xs.min(), a + xs.max() + 1, ys.min(), ys.max() + 1
+        found = _main_box(np.ascontiguousarray(strokes[:, a:b]))  # in the (H, b - a) slice
+        if found is not None:
+            x0, y0, x1, y1 = a + found[0], found[1], a + found[2], found[3]
         else:  # no ink: fall back to the cut and the full height
             x0, x1, y0, y1 = a, b, 0, h
         boxes.append(

@@ -7,7 +7,9 @@ fits a softmax temperature, scores every candidate on a validation split by how 
 (area under the risk-coverage curve, AURC: the mean error rate of the accepted set over all
 read rates; lower is better), and keeps the best as a ``Calibration`` stored in the model file.
 
-The candidate measures are defined in strings.decode.confidence.
+The candidate measures are defined in strings.decode.confidence. A committee has no logits of
+its own: its candidates are values computed from its members (``calibrate_values``,
+``cross_fitted_values``), chosen and thresholded the same way.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ import torch
 from torch import Tensor
 
 from strings.alphabet import Alphabet
-from strings.decode.confidence import MEASURES, measure_values, string_posteriors
+from strings.decode.confidence import COMMITTEE_MEASURES, MEASURES, measure_values, string_posteriors
 from strings.decode.ctc import Decoded, greedy_decode
 from strings.metrics import read_rate_at_error, reject_curve, wilson_interval
 
 __all__ = [
-    "MEASURES", "Calibration", "CandidateScore", "aurc", "cross_fitted", "fit_temperature", "measure_values",
-    "string_posteriors",
+    "MEASURES", "Calibration", "CandidateScore", "aurc", "calibrate_values", "cross_fitted", "cross_fitted_values",
+    "fit_temperature", "measure_values", "string_posteriors",
 ]
 
 CROSS_FIT_FOLDS = 5
@@ -49,8 +51,9 @@ class Calibration:
     out_of_fold: dict[str, dict[str, object]] | None = None
 
     def __post_init__(self) -> None:
-        if self.measure not in MEASURES:
-            raise ValueError(f"unknown confidence measure {self.measure!r}; known: {', '.join(MEASURES)}")
+        if self.measure not in MEASURES + COMMITTEE_MEASURES:
+            known = ", ".join(MEASURES + COMMITTEE_MEASURES)
+            raise ValueError(f"unknown confidence measure {self.measure!r}; known: {known}")
         if not (math.isfinite(self.temperature) and 0.05 <= self.temperature <= 50.0):
             raise ValueError(f"temperature must be a finite number in [0.05, 50], got {self.temperature!r}")
 
@@ -162,17 +165,21 @@ def score_candidates(
         for m in MEASURES:
             conf = measure_values(m, lp, lengths, decoded, alphabet)
             values[(m, t)] = conf
-            rr = read_rate_at_error(conf, correct, (0.05, 0.01, 0.005, 0.001))
-            scores.append(CandidateScore(m, t, aurc(conf, correct), _bce(conf, correct),
-                                         {k: float(v["read_rate"]) for k, v in rr.items()}))
+            scores.append(_candidate(m, t, conf, correct))
     return scores, values, correct
 
 
-def choose(scores: Sequence[CandidateScore]) -> CandidateScore:
+def choose(scores: Sequence[CandidateScore], order: Sequence[str] = MEASURES) -> CandidateScore:
     """The best ranking candidate: lowest AURC, then the higher read rate at 1% error, then the
-    better-calibrated (lower cross-entropy), then the simplest (T = 1, earlier in MEASURES)."""
+    better-calibrated (lower cross-entropy), then the simplest (T = 1, earlier in ``order``)."""
     return min(scores, key=lambda s: (round(s.aurc, 12), -s.read_rate_at_error.get("0.01", 0.0), round(s.bce, 12),
-                                      s.temperature != 1.0, MEASURES.index(s.measure)))
+                                      s.temperature != 1.0, list(order).index(s.measure)))
+
+
+def _candidate(measure: str, temperature: float, conf: Sequence[float], correct: Sequence[bool]) -> CandidateScore:
+    rr = read_rate_at_error(list(conf), list(correct), (0.05, 0.01, 0.005, 0.001))
+    return CandidateScore(measure, temperature, aurc(conf, correct), _bce(conf, correct),
+                          {k: float(v["read_rate"]) for k, v in rr.items()})
 
 
 def calibrate(
@@ -200,9 +207,7 @@ def cross_fitted(
     the read rate and the accepted error, with 95% Wilson intervals. A threshold fitted and
     scored on the same images reports the error it was fitted to; this does not."""
     n = len(labels)
-    if n < 2 * folds:
-        raise ValueError(f"cross-fitting {folds} folds needs at least {2 * folds} labelled images, got {n}")
-    fold = np.random.default_rng(seed).permutation(n) % folds
+    fold = _folds(n, folds, seed)
     counts = {t: [0, 0] for t in targets}  # accepted, errors
     for f in range(folds):
         fit = [i for i in range(n) if fold[i] != f]
@@ -217,6 +222,17 @@ def cross_fitted(
             taken = [k for c, k in zip(conf, right) if c >= thr]
             counts[t][0] += len(taken)
             counts[t][1] += sum(not k for k in taken)
+    return _pooled(counts, n, folds)
+
+
+def _folds(n: int, folds: int, seed: int) -> np.ndarray:
+    if n < 2 * folds:
+        raise ValueError(f"cross-fitting {folds} folds needs at least {2 * folds} labelled images, got {n}")
+    return np.random.default_rng(seed).permutation(n) % folds
+
+
+def _pooled(counts: dict[float, list[int]], n: int, folds: int) -> dict[str, dict[str, object]]:
+    """Per target error rate, the held-out folds' (accepted, errors) pooled, with 95% Wilson intervals."""
     out: dict[str, dict[str, object]] = {}
     for t, (accepted, errors) in counts.items():
         out[f"{t:g}"] = {
@@ -226,3 +242,39 @@ def cross_fitted(
             "error_ci95": list(wilson_interval(errors, accepted)) if accepted else [0.0, 1.0],
         }
     return out
+
+
+def calibrate_values(
+    values: dict[str, Sequence[float]], correct: Sequence[bool], fitted_on: str,
+    order: Sequence[str] = COMMITTEE_MEASURES,
+) -> tuple[Calibration, list[CandidateScore]]:
+    """``calibrate`` for readers without logits of their own (a committee): each candidate
+    measure's value per reading is given; the best ranking one is kept (see ``choose``)."""
+    scores = [_candidate(m, 1.0, values[m], correct) for m in order if m in values]
+    if not scores:
+        raise ValueError("no candidate confidence to calibrate")
+    best = choose(scores, order)
+    evidence = tuple((float(c), bool(k)) for c, k in zip(values[best.measure], correct))
+    return Calibration(best.measure, 1.0, fitted_on, evidence), scores
+
+
+def cross_fitted_values(
+    values: dict[str, Sequence[float]], correct: Sequence[bool], targets: Sequence[float] = (0.01,),
+    folds: int = CROSS_FIT_FOLDS, seed: int = 0, order: Sequence[str] = COMMITTEE_MEASURES,
+) -> dict[str, dict[str, object]]:
+    """``cross_fitted`` for ``calibrate_values``: on each fold, the measure and threshold are
+    chosen on the other folds and applied to it; pooled as ``cross_fitted`` pools them."""
+    n = len(correct)
+    fold = _folds(n, folds, seed)
+    counts = {t: [0, 0] for t in targets}  # accepted, errors
+    for f in range(folds):
+        fit = [i for i in range(n) if fold[i] != f]
+        held = [i for i in range(n) if fold[i] == f]
+        fit_values = {m: [v[i] for i in fit] for m, v in values.items()}
+        calib, _ = calibrate_values(fit_values, [correct[i] for i in fit], "", order)
+        for t in targets:
+            thr = calib.threshold(t)
+            taken = [bool(correct[i]) for i in held if values[calib.measure][i] >= thr]
+            counts[t][0] += len(taken)
+            counts[t][1] += sum(not k for k in taken)
+    return _pooled(counts, n, folds)

@@ -9,19 +9,21 @@ its best-path reading, every member scores every proposal (``log P_m(s | x)``, t
 sum), and the proposal with the highest summed log-probability wins. The cost is one network
 pass per member plus a CTC forward pass per proposal and member.
 
-The reading's confidence is the geometric mean of the members' posteriors of the winning
-string: near 1 only where every member finds that string likely, so disagreement lowers it.
-Digit spans and digit confidences come from the first member (the lead), by forced alignment
-of the winner. A committee has no fitted operating point of its own: its amounts are
-read (written form, value) and always sent to review.
+The reading's confidence comes from each member's posterior of the winning digits: by default
+their geometric mean over the voters (near 1 only where every voter finds that string likely,
+so disagreement lowers it). A committee calibrated with ``strings calibrate --model a+b`` on
+crops that no member trained on keeps the measure that ranked best there
+(``strings.decode.confidence.COMMITTEE_MEASURES``) and its operating points; the bundled ones
+are in ``strings/weights/committees.json``. Without one, its amounts are read (written form,
+value) and always sent to review.
 
 A member that reads the amount marks (``.`` ``,`` ``-``; the ``amounts`` model) writes them:
 the digit readers vote on the digits, and it writes the winning digits with its likeliest marks
-(its own reading where its digits won, else the likeliest of the common written forms of the
-winner, ``strings.read.amount.written_forms``). It does not vote: on the cheque validation slice
-it cost the default two crops of digits when it did (RESULTS "Session 13"). So the digits come
-from the digit readers and the separators from the one member that sees them
-(``strings.load("default+general+amounts")``).
+(the likeliest of its own reading, where that spells the winning digits and is an amount, and
+the common written forms of the winner, ``strings.read.amount.written_forms``); its alignment
+gives the spans. It does not vote: on the cheque validation slice it cost the default two
+crops of digits when it did (RESULTS "Session 13"). It still scores the winner, which gives a
+second opinion for the confidence (``members``, ``weakest``).
 
 Example:
     >>> import strings
@@ -31,25 +33,38 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from strings.alphabet import AMOUNT_MARKS, Alphabet, mark_classes
-from strings.decode.confidence import string_log_posteriors
+from strings.alphabet import Alphabet, digits_of, mark_classes
+from strings.decode.confidence import COMMITTEE_MEASURES, committee_confidence, string_log_posteriors
 from strings.decode.ctc import EMPTY_CONFIDENCE, Decoded, align_spans, greedy_decode, merge_marks
-from strings.read.amount import DEFAULT_LOCALE, Amount, decide, parse_amount, written_forms
-from strings.read.recognizer import Reading, Recognizer
+from strings.image import prepare
+from strings.read.amount import parse_amount, written_forms
+from strings.read.batching import width_batches
+from strings.read.calibration import Calibration
+from strings.read.recognizer import Recognizer
 
-__all__ = ["COMMITTEE_SEP", "Committee"]
+__all__ = ["COMMITTEE_SEP", "Committee", "Scored"]
 
 COMMITTEE_SEP = "+"  # strings.load("default+general"): the members' names joined by this
+DEFAULT_MEASURE = "voters"  # an uncalibrated committee's confidence
 
 
-def _digits(text: str) -> str:
-    return "".join(c for c in text if c not in AMOUNT_MARKS)
+@dataclass(frozen=True)
+class Scored:
+    """One image as the committee weighed it: the winning digits, each member's
+    ``log P_m(digits | x)`` (members' order) and which members voted on them."""
+
+    digits: str
+    log_posteriors: tuple[float, ...]
+    voters: tuple[bool, ...]
+
+    def confidence(self, measure: str) -> float:
+        return EMPTY_CONFIDENCE if not self.digits else committee_confidence(measure, self.log_posteriors, self.voters)
 
 
 class Committee(Recognizer):
@@ -63,12 +78,12 @@ class Committee(Recognizer):
     digit string by every way it could write it (marks count as blanks).
     """
 
-    def __init__(self, members: Sequence[Recognizer]) -> None:
+    def __init__(self, members: Sequence[Recognizer], calibration: Calibration | None = None) -> None:
         if len(members) < 2:
             raise ValueError(f"a committee needs at least two members, got {len(members)}")
         lead = members[0]
         for m in members[1:]:
-            if _digits(m.alphabet.symbols) != _digits(lead.alphabet.symbols):
+            if digits_of(m.alphabet.symbols) != digits_of(lead.alphabet.symbols):
                 raise ValueError(
                     f"committee members read different alphabets: {lead.name!r} {lead.alphabet.symbols!r}, "
                     f"{m.name!r} {m.alphabet.symbols!r}"
@@ -77,18 +92,33 @@ class Committee(Recognizer):
             if m.preprocess != lead.preprocess or m.model.stride != lead.model.stride:
                 raise ValueError(f"committee members {lead.name!r} and {m.name!r} prepare images differently")
             if m.beam is not None:
-                raise ValueError("a committee proposes best-path readings: read it without a beam (--beam 0, beam_size=0)")
+                raise ValueError(
+                    "a committee proposes best-path readings: read it without a beam (--beam 0, beam_size=0)"
+                )
+        if calibration is not None and calibration.measure not in COMMITTEE_MEASURES:
+            known = ", ".join(COMMITTEE_MEASURES)
+            raise ValueError(f"a committee's confidence is one of {known}, not {calibration.measure!r}")
         name = COMMITTEE_SEP.join(m.name for m in members)
+        writer = next((m for m in members if m.reads_separators), None)
         meta = {k: v for k, v in lead.metadata.items() if k not in ("calibration", "path")}
         meta.update(name=name, path=name, committee=[m.metadata.get("path", m.name) for m in members])
+        if writer is not None:
+            meta["alphabet"] = writer.alphabet.symbols  # the committee writes what its writer writes
+        if calibration is not None:
+            meta["calibration"] = calibration.to_dict()
         super().__init__(lead.model, lead.preprocess, meta, device=lead.device, backend=lead.backend)
         self.members = tuple(members)
-        self.writer = next((m for m in members if m.reads_separators), None)
+        self.writer = writer
         # the digit readers vote; a mark reader votes only in a committee of mark readers
         self.voters = tuple(m for m in members if not m.reads_separators) or self.members
-        if self.writer is not None:
-            self.alphabet = self.writer.alphabet  # the committee writes what its writer writes
-        self.calibration = None  # each member keeps its own temperature; the committee has none
+        if writer is not None:
+            self.alphabet = writer.alphabet
+        self.calibration = calibration  # each member keeps its own temperature; this sets the committee's measure
+
+    @property
+    def measure(self) -> str:
+        """The confidence the committee reports (``COMMITTEE_MEASURES``)."""
+        return self.calibration.measure if self.calibration is not None else DEFAULT_MEASURE
 
     def _member_log_probs(self, images: list[np.ndarray]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         out = []
@@ -98,76 +128,91 @@ class Committee(Recognizer):
             out.append(((logits.double() / t).log_softmax(-1).cpu(), lengths.cpu()))  # decoding runs on the CPU
         return out
 
-    def _read_normalized(self, images: list[np.ndarray]) -> list[Decoded]:
+    @staticmethod
+    def _best_per_image(pairs: list[tuple[int, str]], scores: torch.Tensor, n: int) -> list[int]:
+        """For each of ``n`` images, the index into ``pairs`` of its highest-scoring candidate
+        (ties: the first). ``scores``: (P,)."""
+        owner = torch.tensor([b for b, _ in pairs])  # (P,)
+        best = []
+        for b in range(n):
+            mine = (owner == b).nonzero().flatten()  # (K,) in the order the candidates were listed
+            best.append(int(mine[scores[mine].argmax()]))
+        return best
+
+    def _score(
+        self, images: list[np.ndarray]
+    ) -> tuple[list[Scored], list[list[Decoded]], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Each image's winning digits with every member's posterior of them; also each member's
+        proposals and (B, T, C) log-probs, for writing and aligning the winner."""
         per_member = self._member_log_probs(images)
         proposals = [greedy_decode(lp, lengths, m.alphabet) for m, (lp, lengths) in zip(self.members, per_member)]
         # every (image, distinct digits proposal) pair, scored by each member in one CTC forward pass
-        pairs = [(b, d) for b in range(len(images)) for d in dict.fromkeys(_digits(p[b].text) for p in proposals)]
+        pairs = [(b, d) for b in range(len(images)) for d in dict.fromkeys(digits_of(p[b].text) for p in proposals)]
         owner = torch.tensor([b for b, _ in pairs])  # (P,)
-        scores = torch.zeros(len(pairs), dtype=torch.float64)  # (P,) summed over voters: log P_m(digits | x)
-        for m, (lp, lengths) in zip(self.members, per_member):
-            if m not in self.voters:
-                continue
-            marks = mark_classes(m.alphabet.symbols)
-            lp = merge_marks(lp, torch.ones(lp.shape[0], dtype=torch.bool), marks)  # a mark counts as a blank
+        member_scores = torch.zeros(len(self.members), len(pairs), dtype=torch.float64)  # (M, P): log P_m(digits | x)
+        for i, (m, (lp, lengths)) in enumerate(zip(self.members, per_member)):
+            digits_only = torch.ones(lp.shape[0], dtype=torch.bool)  # (B,): a mark counts as a blank
+            lp = merge_marks(lp, digits_only, mark_classes(m.alphabet.symbols))
             labels = [m.alphabet.encode(d) for _, d in pairs]
-            scores += torch.tensor(string_log_posteriors(lp[owner], lengths[owner], labels))  # lp[owner]: (P, T, C)
-        winners: list[tuple[str, float]] = []
-        for b in range(len(images)):
-            mine = (owner == b).nonzero().flatten()  # (K,) in members' order
-            k = int(mine[scores[mine].argmax()])
-            winners.append((pairs[k][1], float(scores[k])))
+            # lp[owner]: (P, T, C)
+            member_scores[i] = torch.tensor(string_log_posteriors(lp[owner], lengths[owner], labels))
+        voting = tuple(m in self.voters for m in self.members)
+        votes = member_scores[torch.tensor(voting)].sum(0)  # (P,)
+        scored = [
+            Scored(pairs[k][1], tuple(float(x) for x in member_scores[:, k]), voting)
+            for k in self._best_per_image(pairs, votes, len(images))
+        ]
+        return scored, proposals, per_member
+
+    def _read_normalized(self, images: list[np.ndarray]) -> list[Decoded]:
+        scored, proposals, per_member = self._score(images)
         a = 0 if self.writer is None else self.members.index(self.writer)  # the member that aligns
         lp, lengths = per_member[a]
-        texts = [d for d, _ in winners] if self.writer is None else self._write(winners, proposals[a], lp, lengths)
+        texts = [s.digits for s in scored] if self.writer is None else self._write(scored, proposals[a], lp, lengths)
         alphabet = self.members[a].alphabet
         return [
-            self._decoded(text, score, lp[b, : int(lengths[b])], alphabet)
-            for b, (text, (_, score)) in enumerate(zip(texts, winners))
+            self._decoded(text, s, lp[b, : int(lengths[b])], alphabet) for b, (text, s) in enumerate(zip(texts, scored))
         ]
 
-    def _write(
-        self, winners: list[tuple[str, float]], own: list[Decoded], lp: torch.Tensor, lengths: torch.Tensor
-    ) -> list[str]:
-        """Each winning digit string with the writer's likeliest marks: the likeliest of the
-        common written forms of those digits and, where its digits won and it is an amount at
-        all (``38.117-`` is not), the writer's own reading.
-        ``lp``: the writer's (B, T, C) log-probs, marks as marks."""
-        pairs = []
-        for b, (digits, _) in enumerate(winners):
-            kept = own[b].text if _digits(own[b].text) == digits and parse_amount(own[b].text).value is not None else None
-            cands = ([kept] if kept else []) + written_forms(digits)  # its own reading only if it is an amount
-            pairs += [(b, c) for c in dict.fromkeys(cands or [digits])]
-        owner = torch.tensor([b for b, _ in pairs])  # (P,)
-        labels = [self.writer.alphabet.encode(c) for _, c in pairs]  # type: ignore[union-attr]
-        scores = torch.tensor(string_log_posteriors(lp[owner], lengths[owner], labels))  # (P,)
-        out = []
-        for b in range(len(winners)):
-            mine = (owner == b).nonzero().flatten()
-            out.append(pairs[int(mine[scores[mine].argmax()])][1])
-        return out
+    def scored(self, greys: Sequence[np.ndarray], batch_size: int = 64) -> list[Scored]:
+        """How the committee weighs each grey image (what ``strings calibrate`` fits a committee on)."""
+        normed = [prepare(g, self.preprocess)[0] for g in greys]
+        out: list[Scored | None] = [None] * len(normed)
+        for idx in width_batches([n.shape[1] for n in normed], batch_size, self.model.stride):
+            for i, s in zip(idx, self._score([normed[i] for i in idx])[0]):
+                out[i] = s
+        return out  # type: ignore[return-value]
 
-    def _decoded(self, text: str, log_score: float, lp: torch.Tensor, alphabet: Alphabet) -> Decoded:
+    def _write(self, scored: list[Scored], own: list[Decoded], lp: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Each winning digit string with the writer's likeliest marks: the likeliest of the
+        common written forms of those digits that its alphabet can spell and, where it spells the
+        winning digits and is an amount at all (``38.117-`` is not), the writer's own reading.
+        ``lp``: the writer's (B, T, C) log-probs, marks as marks."""
+        writer = self.writer
+        assert writer is not None
+        pairs: list[tuple[int, str]] = []
+        for b, s in enumerate(scored):
+            mine = own[b].text
+            kept = [mine] if digits_of(mine) == s.digits and parse_amount(mine).value is not None else []
+            forms = [c for c in written_forms(s.digits) if writer.alphabet.is_valid(c)]
+            pairs += [(b, c) for c in dict.fromkeys(kept + forms or [s.digits])]
+        owner = torch.tensor([b for b, _ in pairs])  # (P,)
+        labels = [writer.alphabet.encode(c) for _, c in pairs]
+        scores = torch.tensor(string_log_posteriors(lp[owner], lengths[owner], labels))  # (P,)
+        return [pairs[k][1] for k in self._best_per_image(pairs, scores, len(scored))]
+
+    def _decoded(self, text: str, scored: Scored, lp: torch.Tensor, alphabet: Alphabet) -> Decoded:
         """The winner as the lead (or the writer) reads it: its frames, symbol confidences and the
-        committee's confidence (geometric mean of the voters' posteriors of the digits).
-        ``lp``: (T, C) of the member that aligns ``text``."""
-        if not _digits(text):
+        committee's confidence. ``lp``: (T, C) of the member that aligns ``text``."""
+        if not digits_of(text):
             return Decoded("", EMPTY_CONFIDENCE, (), ())
         labels = alphabet.encode(text)
         spans = align_spans(lp, labels)
         probs = lp.exp()  # (T, C)
         char_conf = tuple(float(probs[s:e, k].max()) for k, (s, e) in zip(labels, spans))
-        confidence = math.exp(log_score / len(self.voters)) if math.isfinite(log_score) else 0.0
-        return Decoded(text, confidence, char_conf, spans)
+        return Decoded(text, scored.confidence(self.measure), char_conf, spans)
 
     def item_logits(self, greys: Sequence[np.ndarray], batch_size: int = 64) -> list[torch.Tensor]:
-        raise ValueError("a committee has no logits of its own: name one model here (calibrate or box with each member alone)")
-
-    def threshold(self, max_error: float) -> float:
-        """No fitted operating point: no confidence clears it (``inf``). Fitting one needs real
-        crops that no member trained or was chosen on, and none are left."""
-        return math.inf
-
-    def amount_of(self, reading: Reading, max_error: float = 0.01, *, locale: str = DEFAULT_LOCALE) -> Amount:
-        """The amount as written and its value, always ``review`` (``NO_OPERATING_POINT``)."""
-        return decide(reading.written or reading.text, reading.confidence, None, max_error, locale, self.reads_separators)
+        raise ValueError(
+            "a committee has no logits of its own: calibrate it through Committee.scored (strings calibrate)"
+        )

@@ -5,9 +5,12 @@ so this module also names what that one did."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
+from strings.read.calibration import Calibration
 from strings.read.committee import COMMITTEE_SEP, Committee
 from strings.read.recognizer import (
     WEIGHTS_DIR, Amount, AmountReading, DigitReading, FieldReading, ItemError, Reading, Recognizer, bundled_models,
@@ -15,9 +18,12 @@ from strings.read.recognizer import (
 )
 
 __all__ = [
-    "WEIGHTS_DIR", "Amount", "AmountReading", "DigitReading", "FieldReading", "ItemError", "Reading", "Recognizer",
-    "bundled_models", "list_models", "load", "member_names", "resolve_model",
+    "COMMITTEES_FILE", "WEIGHTS_DIR", "Amount", "AmountReading", "DigitReading", "FieldReading", "ItemError", "Reading",
+    "Recognizer", "bundled_committee_calibration", "bundled_models", "committee_record", "list_models", "load",
+    "member_names", "resolve_model",
 ]
+
+COMMITTEES_FILE = WEIGHTS_DIR / "committees.json"  # committee name -> its members' hashes and calibration
 
 
 def member_names(name_or_path: str | os.PathLike | None) -> list[str | os.PathLike | None]:
@@ -31,6 +37,28 @@ def member_names(name_or_path: str | os.PathLike | None) -> list[str | os.PathLi
     return names
 
 
+def committee_record(names: list[str], calibration: Calibration) -> dict[str, Any]:
+    """The ``committees.json`` entry of a committee of bundled models: the hash of each member it
+    was fitted with (a calibration holds only for those files) and its calibration."""
+    bundled = bundled_models()
+    missing = [n for n in names if n not in bundled]
+    if missing:
+        raise ValueError(f"only committees of bundled models are recorded; not bundled: {', '.join(missing)}")
+    return {"members": {n: bundled[n][1] for n in names}, "calibration": calibration.to_dict()}
+
+
+def bundled_committee_calibration(names: list[str], path: Path = COMMITTEES_FILE) -> Calibration | None:
+    """The calibration fitted for this committee of bundled models, if one was and its members
+    are still the files it was fitted with; else ``None`` (an uncalibrated committee)."""
+    if not path.is_file():
+        return None
+    entry = json.loads(path.read_text(encoding="utf-8")).get(COMMITTEE_SEP.join(names))
+    bundled = bundled_models()
+    if entry is None or any(n not in bundled or bundled[n][1] != d for n, d in entry["members"].items()):
+        return None
+    return Calibration.from_dict(entry["calibration"])
+
+
 def load(
     name_or_path: str | os.PathLike | None = None, device: str = "cpu", beam_size: int = 0,
     backend: str = "torch", threads: int | None = None,
@@ -39,7 +67,8 @@ def load(
 
     Names joined by ``+`` (``"default+general"``) load a :class:`strings.read.committee.Committee`:
     every member reads, the string they jointly find likeliest wins (a file whose own name has
-    a ``+`` in it is loaded as that file).
+    a ``+`` in it is loaded as that file); a committee of bundled models fitted with ``strings
+    calibrate`` gets its operating points from ``strings/weights/committees.json``.
     ``beam_size > 0`` decodes with CTC beam search instead of the greedy best path.
     ``backend``: ``"torch"``, ``"torch-bf16"`` or ``"onnx"`` (ONNX Runtime, CPU; see
     ``strings.read.backends``); ``threads``: the cores the onnx backend uses (PyTorch uses its global
@@ -47,4 +76,7 @@ def load(
     """
     names = member_names(name_or_path)
     members = [load_one(n, device, beam_size, backend, threads) for n in names]
-    return Committee(members) if len(members) > 1 else members[0]
+    if len(members) == 1:
+        return members[0]
+    calibration = bundled_committee_calibration([str(n) for n in names])
+    return Committee(members, calibration)

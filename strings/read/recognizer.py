@@ -261,6 +261,11 @@ class Recognizer:
             )
         return self.calibration.threshold(max_error)
 
+    def operating_point(self, max_error: float) -> float | None:
+        """The lowest confidence to accept at ``max_error``; ``None`` where the reader has no
+        fitted operating point (uncalibrated), so that a person checks everything it reads."""
+        return None if self.calibration is None else self.calibration.threshold(max_error)
+
     def amount(self, reading: Reading, max_error: float = 0.01, decimals: int = 0) -> AmountReading:
         """A reading as a cheque amount, with ``needs_review`` set where accepting it would
         exceed ``max_error`` (judged on the model's validation split) or where it is no amount."""
@@ -276,9 +281,11 @@ class Recognizer:
 
     def amount_of(self, reading: Reading, max_error: float = 0.01, *, locale: str = DEFAULT_LOCALE) -> Amount:
         """A reading as a cheque amount: its value under ``locale`` and ``accept`` or ``review``
-        at the threshold that kept the validation error at ``max_error`` (strings.read.amount)."""
+        at the threshold that kept the validation error at ``max_error`` (strings.read.amount);
+        an uncalibrated reader sends every amount to review (``NO_OPERATING_POINT``)."""
         written = reading.written or reading.text
-        return decide(written, reading.confidence, self.threshold(max_error), max_error, locale, self.reads_separators)
+        threshold = self.operating_point(max_error)
+        return decide(written, reading.confidence, threshold, max_error, locale, self.reads_separators)
 
     def read_amount(self, image: ImageInput, max_error: float = 0.01, *, locale: str = DEFAULT_LOCALE) -> Amount:
         """Read one cheque's courtesy amount; see ``amount_of``.

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from strings.alphabet import BLANK, SCRIPT_DIGITS, Alphabet, mark_classes
+from strings.alphabet import SCRIPT_DIGITS, Alphabet, mark_classes
 from strings.config import MODEL_CONFIGS, TrainConfig
 from strings.data.base import ImageDataset
 from strings.decode.ctc import merge_marks
@@ -26,7 +26,7 @@ from strings.read.recognizer import Recognizer
 from strings.train.evaluate import evaluate
 from strings.train.tasks import register_task
 
-__all__ = ["CTC_KERNELS", "CTCTask", "TrainStrings", "collate_train", "ctc_loss", "cudnn_ctc_eligible", "merge_marks"]
+__all__ = ["CTC_KERNELS", "CTCTask", "TrainStrings", "collate_train", "ctc_loss", "cudnn_ctc_eligible"]
 
 
 CTC_KERNELS = ("native", "cudnn")

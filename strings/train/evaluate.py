@@ -31,9 +31,11 @@ class EvalReport:
     correct: list[bool] = field(default_factory=list)
     # (written truth, written reading) of every sample whose label gives the written form
     written: list[tuple[str, str]] = field(default_factory=list)
+    written_confidences: list[float] = field(default_factory=list)  # the confidence of each ``written`` reading
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("misses", "confidences", "correct", "written")}
+        per_item = ("misses", "confidences", "correct", "written", "written_confidences")
+        return {k: v for k, v in self.__dict__.items() if k not in per_item}
 
 
 def evaluate(rec: Reader, dataset: ImageDataset, batch_size: int = 64, progress: bool = False) -> EvalReport:
@@ -48,6 +50,7 @@ def evaluate(rec: Reader, dataset: ImageDataset, batch_size: int = 64, progress:
     confidences: list[float] = []
     correct: list[bool] = []
     written: list[tuple[str, str]] = []
+    written_conf: list[float] = []
     start = time.perf_counter()
     bar = tqdm(total=len(dataset), desc=f"eval {dataset.name}", unit="img", disable=not progress, leave=False)
     for lo in range(0, len(dataset), batch_size):
@@ -59,6 +62,7 @@ def evaluate(rec: Reader, dataset: ImageDataset, batch_size: int = 64, progress:
             correct.append(r.text == s.label)
             if s.written is not None:
                 written.append((s.written, getattr(r, "written", "") or r.text))
+                written_conf.append(r.confidence)
         bar.update(len(samples))
     bar.close()
     secs = time.perf_counter() - start
@@ -66,6 +70,7 @@ def evaluate(rec: Reader, dataset: ImageDataset, batch_size: int = 64, progress:
     return EvalReport(
         dataset.name, int(summary["n"]), float(summary["accuracy"]), float(summary["cer"]),
         len(dataset) / secs if secs > 0 else 0.0, secs, metrics.misses, confidences, correct, written,
+        written_conf,
     )
 
 

@@ -49,7 +49,8 @@ async def info(request: Request) -> dict[str, Any]:
         "model": rec.name,
         "calibrated": rec.calibration is not None,
         "supports": {
-            "amount": rec.calibration is not None,
+            "amount": True,  # every model; without a fitted operating point each one goes to review
+            "operating_point": rec.calibration is not None,
             "field": hasattr(rec, "read_field"),
         },
         # without separators every amount goes to review: where the cents begin is unknown

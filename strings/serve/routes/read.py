@@ -36,7 +36,7 @@ async def read(request: Request) -> JSONResponse:
 
 def _check_options(service: Service, opts: ReadOptions) -> tuple[int, AmountRequest | None]:
     """The beam width and the amount request, or a 4xx for what this model or version cannot do."""
-    cfg, rec = service.cfg, service.recognizer
+    cfg = service.cfg
     beam = cfg.beam if opts.beam is None else opts.beam
     if beam > cfg.max_beam:
         raise ServeError(
@@ -48,12 +48,6 @@ def _check_options(service: Service, opts: ReadOptions) -> tuple[int, AmountRequ
                 422, "bad_option", "option 'locale': applies to amounts only; add amount=true", item="locale"
             )
         return beam, None
-    try:
-        rec.threshold(opts.max_error)  # fails unless the model is calibrated
-    except ValueError as exc:
-        raise ServeError(
-            400, "not_supported", f"option 'amount': not supported by this model ({exc})", item="amount"
-        ) from None
     return beam, AmountRequest(opts.max_error, opts.locale)
 
 
