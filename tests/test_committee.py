@@ -370,3 +370,15 @@ def test_calibrating_a_committee_writes_its_record_and_refuses_members_that_saw_
     other.metadata = {**other.metadata, "train_config": {**other.metadata["train_config"], "seed": 1}}
     with pytest.raises(SystemExit, match="trained on 1 of the 2 validation crops"):
         _calibration_set(args, Committee([lead, other]))
+
+
+def test_a_writer_committee_reads_nothing_where_no_member_sees_a_digit(members):
+    a, w = members
+    w = _writer(w)
+    _fixed_logits(a, _frames([{0: 5.0}] * 4)[None])  # all blank
+    _fixed_logits(w, _frames([{0: 5.0}, {11: 5.0}, {0: 5.0}, {0: 5.0}], classes=14)[None])  # a lone mark
+    com = Committee([a, w], Calibration("weakest", 1.0, "val", ((0.9, True),)))
+    won = com._read_normalized([np.zeros((32, 16), np.float32)])[0]
+    assert (won.text, won.confidence) == ("", EMPTY_CONFIDENCE)
+    amount = com.amount_of(com.recognize_greys([np.full((32, 16), 255, np.uint8)])[0])
+    assert amount.status == "review" and amount.value is None
