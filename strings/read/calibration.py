@@ -15,7 +15,7 @@ its own: its candidates are values computed from its members (``calibrate_values
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,17 +206,29 @@ def cross_fitted(
     ``calibrate`` chooses them, then applied to it. Pooled over the folds, per target error rate:
     the read rate and the accepted error, with 95% Wilson intervals. A threshold fitted and
     scored on the same images reports the error it was fitted to; this does not."""
-    n = len(labels)
+    def fit_and_apply(fit: list[int], held: list[int]) -> tuple[Calibration, list[float], list[bool]]:
+        calib, _ = calibrate([logits[i] for i in fit], [labels[i] for i in fit], alphabet, "")
+        lp, lengths = _padded([logits[i] for i in held], calib.temperature)
+        decoded = greedy_decode(lp, lengths, alphabet)
+        conf = measure_values(calib.measure, lp, lengths, decoded, alphabet)
+        return calib, conf, [d.text == labels[i] for d, i in zip(decoded, held)]
+
+    return _cross_fit(len(labels), fit_and_apply, targets, folds, seed)
+
+
+def _cross_fit(
+    n: int, fit_and_apply: Callable[[list[int], list[int]], tuple[Calibration, list[float], list[bool]]],
+    targets: Sequence[float], folds: int, seed: int,
+) -> dict[str, dict[str, object]]:
+    """Cut ``n`` items into ``folds``; on each, ``fit_and_apply(fit, held)`` calibrates on the
+    others and gives the held items' confidences and correctness; every target's threshold is
+    applied to them and the accepted items and errors are pooled over the folds."""
     fold = _folds(n, folds, seed)
     counts = {t: [0, 0] for t in targets}  # accepted, errors
     for f in range(folds):
         fit = [i for i in range(n) if fold[i] != f]
         held = [i for i in range(n) if fold[i] == f]
-        calib, _ = calibrate([logits[i] for i in fit], [labels[i] for i in fit], alphabet, "")
-        lp, lengths = _padded([logits[i] for i in held], calib.temperature)
-        decoded = greedy_decode(lp, lengths, alphabet)
-        conf = measure_values(calib.measure, lp, lengths, decoded, alphabet)
-        right = [d.text == labels[i] for d, i in zip(decoded, held)]
+        calib, conf, right = fit_and_apply(fit, held)
         for t in targets:
             thr = calib.threshold(t)
             taken = [k for c, k in zip(conf, right) if c >= thr]
@@ -264,17 +276,9 @@ def cross_fitted_values(
 ) -> dict[str, dict[str, object]]:
     """``cross_fitted`` for ``calibrate_values``: on each fold, the measure and threshold are
     chosen on the other folds and applied to it; pooled as ``cross_fitted`` pools them."""
-    n = len(correct)
-    fold = _folds(n, folds, seed)
-    counts = {t: [0, 0] for t in targets}  # accepted, errors
-    for f in range(folds):
-        fit = [i for i in range(n) if fold[i] != f]
-        held = [i for i in range(n) if fold[i] == f]
+    def fit_and_apply(fit: list[int], held: list[int]) -> tuple[Calibration, list[float], list[bool]]:
         fit_values = {m: [v[i] for i in fit] for m, v in values.items()}
         calib, _ = calibrate_values(fit_values, [correct[i] for i in fit], "", order)
-        for t in targets:
-            thr = calib.threshold(t)
-            taken = [bool(correct[i]) for i in held if values[calib.measure][i] >= thr]
-            counts[t][0] += len(taken)
-            counts[t][1] += sum(not k for k in taken)
-    return _pooled(counts, n, folds)
+        return calib, [values[calib.measure][i] for i in held], [bool(correct[i]) for i in held]
+
+    return _cross_fit(len(correct), fit_and_apply, targets, folds, seed)
