@@ -200,6 +200,27 @@ def _group(stats: np.ndarray, cfg: FieldConfig, shape: tuple[int, int]) -> list[
     return [tuple(g[:4]) for g in groups.values()]  # type: ignore[misc]
 
 
+def _regrouped(strokes: np.ndarray, groups: list[Box], cfg: FieldConfig, shape: tuple[int, int]) -> list[Box]:
+    """The strings inside groups too tall to be one, grouped again without their strokes taller
+    than ``split_tall`` of the crop: what is left of a tilted rule or a margin's edge, joined
+    to an underline, otherwise swallows the number beside it. Only groups of at most
+    ``split_strokes`` other strokes (noise and clutter would split into specks); new groups only."""
+    h = shape[0]
+    big = [g for g in groups if g[3] - g[1] > cfg.max_height * h]
+    if cfg.split_tall <= 0 or not big:
+        return []
+    x0, y0 = strokes[:, cv2.CC_STAT_LEFT], strokes[:, cv2.CC_STAT_TOP]  # (N,)
+    x1, y1 = x0 + strokes[:, cv2.CC_STAT_WIDTH], y0 + strokes[:, cv2.CC_STAT_HEIGHT]
+    short = strokes[:, cv2.CC_STAT_HEIGHT] <= cfg.split_tall * h  # (N,)
+    keep = np.zeros(len(strokes), dtype=bool)
+    for g in big:
+        inside = (x0 >= g[0]) & (y0 >= g[1]) & (x1 <= g[2]) & (y1 <= g[3])
+        if (inside & ~short).any() and (inside & short).sum() <= cfg.split_strokes:  # more is clutter, not a number
+            keep |= inside & short
+    seen = set(groups)
+    return [g for g in _group(strokes[keep], cfg, shape) if g not in seen]
+
+
 class Places(NamedTuple):
     """Where a string may be in a loose crop: the image to cut the places from, the boxes (at
     most ``max_candidates``, a comb's boxes first, then the most ink first), whether the first
@@ -255,25 +276,26 @@ def find_places(grey: np.ndarray, cfg: FieldConfig = FieldConfig()) -> Places:
         for x0, y0, x1, y1 in _group(_components(with_horizontals, cfg, fragments=False), cfg, (h, w)):
             if y1 - y0 > cfg.max_height * h and x1 - x0 >= cfg.tight_aspect * (y1 - y0):
                 return Places(grey, [(0, 0, w, h)])
-    groups = _group(_components(ink, cfg), cfg, (h, w))
-    scored = []
-    for x0, y0, x1, y1 in groups:
-        bh = y1 - y0
-        if not cfg.min_height * h <= bh <= cfg.max_height * h:
-            continue
-        mass = float(ink[y0:y1, x0:x1].sum())
-        scored.append((mass, (x0, y0, x1, y1)))
-    scored.sort(key=lambda t: -t[0])
+    strokes = _components(ink, cfg)
+    groups = _group(strokes, cfg, (h, w))
+    regrouped = _regrouped(strokes, groups, cfg, (h, w))  # candidates, not parts of a line of strings
+
+    def by_ink(boxes: list[Box]) -> list[tuple[float, Box]]:
+        """The boxes of a string's height, the most ink first."""
+        kept = [(float(ink[y0:y1, x0:x1].sum()), (x0, y0, x1, y1)) for x0, y0, x1, y1 in boxes
+                if cfg.min_height * h <= y1 - y0 <= cfg.max_height * h]
+        return sorted(kept, key=lambda t: -t[0])
 
     def padded(b: Box) -> Box:
         p = int(round(cfg.pad * (b[3] - b[1])))
         return (max(0, b[0] - p), max(0, b[1] - p), min(w, b[2] + p), min(h, b[3] + p))
 
+    scored = by_ink(groups)
     out: list[Box] = [comb] if comb is not None else []  # a comb's boxes, the number's own place, come first
     row = _row([b for _, b in scored], [m for m, _ in scored], cfg) if comb is None and cfg.join_rows and len(scored) > 1 else []
     joined = len(row) if len(row) > 1 else 0
     if joined:  # the line of strings first (no comb here, so it is the first box), then its parts among the others
         out.append(padded((min(b[0] for b in row), min(b[1] for b in row), max(b[2] for b in row), max(b[3] for b in row))))
-    for _, box in scored[: max(0, cfg.max_candidates - len(out))]:
+    for _, box in sorted(scored + by_ink(regrouped), key=lambda t: -t[0])[: max(0, cfg.max_candidates - len(out))]:
         out.append(padded(box))
     return Places(clean, out, comb is not None, joined)

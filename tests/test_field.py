@@ -367,7 +367,7 @@ def test_field_config_is_frozen_and_checked():
         FieldConfig().pad = 1.0  # type: ignore[misc]
     with pytest.raises(Exception):
         from_dict(FieldConfig, {"padd": 0.3})
-    for bad in ({"row_overlap": 1.5}, {"row_height_ratio": 0.5}, {"join_height_ratio": 0.9}, {"max_candidates": 0}):
+    for bad in ({"row_overlap": 1.5}, {"row_height_ratio": 0.5}, {"join_height_ratio": 0.9}, {"max_candidates": 0}, {"split_tall": -0.1}, {"split_strokes": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             FieldConfig(**bad)
 
@@ -436,5 +436,25 @@ def test_a_tall_stroke_beside_the_number_does_not_swallow_it():
     boxes = field_candidates(img)[1]
     number = (x0, 60 + int(ink[:, 0].min()), 40 + int(ink[:, 1].max()) + 1, 60 + int(ink[:, 0].max()) + 1)
     assert any(inside(number, b) and b[3] - b[1] < 80 for b in boxes), boxes
-    joined = field_candidates(img, FieldConfig(join_height_ratio=1e9))[1]
+    joined = field_candidates(img, FieldConfig(join_height_ratio=1e9, split_tall=0.0))[1]
     assert not any(inside(number, b) and b[3] - b[1] < 80 for b in joined), "without the rule the edge swallows it"
+
+
+def test_a_rule_joined_to_the_underline_does_not_swallow_the_number():
+    """A tilted cell border (no straight run long enough to be a rule) meets the number's
+    underline: the stroke they make is taller than any string, and the number inside the group
+    it forms is found again without it (parish validation crop 837 of the kind)."""
+    img = np.full((210, 140), PAPER, np.uint8)
+    s = render_digits("54", height=28)
+    h, w = s.shape
+    img[60 : 60 + h, 40 : 40 + w] = np.minimum(img[60 : 60 + h, 40 : 40 + w], s)
+    ink = np.argwhere(s < 128)
+    number = (40 + int(ink[:, 1].min()), 60 + int(ink[:, 0].min()), 40 + int(ink[:, 1].max()) + 1, 60 + int(ink[:, 0].max()) + 1)
+    for y in range(200):  # the border, leaning a pixel every 25 rows
+        img[y, 126 - y // 25] = 60
+    end = 126 - (number[3] + 8) // 25
+    cv2.line(img, (number[0] - 4, number[3] + 2), (end, number[3] + 8), 60, 1)  # the underline, sloping (no rule)
+    boxes = field_candidates(img)[1]
+    assert any(inside(number, b) and b[3] - b[1] < 80 for b in boxes), boxes
+    off = field_candidates(img, FieldConfig(split_tall=0.0))[1]
+    assert not any(inside(number, b) and b[3] - b[1] < 80 for b in off), f"without the regrouping it is lost: {off}"

@@ -494,7 +494,13 @@ def test_the_page_reads_an_uploaded_image_and_draws_the_boxes_and_the_amount(ser
         WebDriverWait(driver, 20).until(lambda d: len(picker.options) == len(LOCALES))  # filled from /v1/info
         assert picker.first_selected_option.get_attribute("value") == DEFAULT_LOCALE
         picker.select_by_value(locale)
-        driver.find_element(By.ID, "amount").click()
+        checkbox = driver.find_element(By.ID, "amount")
+        assert checkbox.is_enabled()  # every model reads amounts; the label says why they all go to review
+        title = driver.find_element(By.CSS_SELECTOR, "label:has(#amount)").get_attribute("title")
+        info = json.loads(request(server + "/v1/info")[2])
+        assert "reads no separators" in title, title  # the tiny model reads no separators
+        assert ("no fitted operating point" in title) == (not info["supports"]["operating_point"]), title
+        checkbox.click()
         driver.find_element(By.ID, "file").send_keys(str(image))
         WebDriverWait(driver, 20).until(
             lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") in ("done", "error")

@@ -154,11 +154,9 @@ fetch("/v1/info").then((r) => (r.ok ? r.json() : null)).then((info) => {
   for (const name of info.locales) {
     $("locale").appendChild(new Option(name, name, name === info.default_locale, name === info.default_locale));
   }
-  if (!info.reads_separators) {
-    $("amount").parentElement.title = "this model reads no separators, so every amount goes to review";
-  }
-  if (!info.supports.amount) {
-    $("amount").disabled = true;
-    $("amount").parentElement.title = "this model is not calibrated, so it cannot judge amounts";
-  }
+  // every model reads amounts; these say why its amounts all go to review
+  const why = [];
+  if (!info.reads_separators) why.push("it reads no separators, so where the cents begin is unknown");
+  if (!info.supports.operating_point) why.push("it has no fitted operating point");
+  if (why.length) $("amount").parentElement.title = `Every amount of this model goes to review: ${why.join("; ")}.`;
 }).catch(() => {});
