@@ -206,8 +206,8 @@ def _regrouped(strokes: np.ndarray, groups: list[Box], cfg: FieldConfig, shape: 
     to an underline, otherwise swallows the number beside it. Only groups of at most
     ``split_strokes`` other strokes (noise and clutter would split into specks); new groups only."""
     h = shape[0]
-    big = [g for g in groups if g[3] - g[1] > cfg.max_height * h]
-    if cfg.split_tall <= 0 or not big:
+    big = [g for g in groups if g[3] - g[1] > cfg.max_height * h] if cfg.split_tall > 0 else []
+    if not big:
         return []
     x0, y0 = strokes[:, cv2.CC_STAT_LEFT], strokes[:, cv2.CC_STAT_TOP]  # (N,)
     x1, y1 = x0 + strokes[:, cv2.CC_STAT_WIDTH], y0 + strokes[:, cv2.CC_STAT_HEIGHT]

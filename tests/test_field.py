@@ -438,6 +438,8 @@ def test_a_tall_stroke_beside_the_number_does_not_swallow_it():
     assert any(inside(number, b) and b[3] - b[1] < 80 for b in boxes), boxes
     joined = field_candidates(img, FieldConfig(join_height_ratio=1e9, split_tall=0.0))[1]
     assert not any(inside(number, b) and b[3] - b[1] < 80 for b in joined), "without the rule the edge swallows it"
+    regrouped = field_candidates(img, FieldConfig(join_height_ratio=1e9))[1]
+    assert any(inside(number, b) and b[3] - b[1] < 80 for b in regrouped), "the too-tall group is split again"
 
 
 def test_a_rule_joined_to_the_underline_does_not_swallow_the_number():
