@@ -6,6 +6,8 @@ Sets, each read by ``Recognizer.read_fields`` (the path of ``strings recognize -
   chosen on: the field model is chosen on a slice of the *train* split);
 - ``comb-fields`` test: ``--comb-n`` synthetic comb fields (strings.data.synth.comb) composed
   from MNIST *test* digits under their own seed;
+- ``parish-rowid`` validation again, read as register columns (``Recognizer.read_column``, the
+  path of ``--column``): every row of the split in its book's column, the digit rows scored;
 - ``car-a-partial`` test, read both ways (plain ``recognize`` and ``--field``): whether field
   reading could replace plain reading on tight crops (the decision of issue 16).
 
@@ -31,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from speed import latencies_ms, machine_info  # noqa: E402
 
-SETS = ("parish", "comb", "car")
+SETS = ("parish", "column", "comb", "car")
 
 
 def _accuracy(readings: list[Any], labels: list[str]) -> dict[str, Any]:
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import strings
     from strings.data import open_dataset
+    from strings.image import load_image
     from strings.locate import field_candidates
 
     torch.set_num_threads(args.threads)
@@ -76,6 +79,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"parish-rowid validation: {out['parish']['accuracy']:.4f} of {len(greys)}, "
               f"p50 {out['parish']['latency']['p50_ms']:.1f} ms (the search alone {out['parish']['search_latency']['p50_ms']:.1f} ms)",
               file=sys.stderr)
+    if "column" in sets:
+        from strings.data.base import resolve_data_root
+        from strings.data.readers import parish_columns
+        from strings.read.column import read_column
+
+        readings, labels, rows = [], [], 0
+        t = time.perf_counter()
+        for col in parish_columns(resolve_data_root(args.data_root), "validation"):
+            read = read_column(rec, [load_image(path) for path, _ in col], [str(path) for path, _ in col])
+            rows += len(col)
+            scored = [(r, lab) for r, (_, lab) in zip(read, col) if lab.isdigit()]  # the digit rows, as above
+            readings += [r for r, _ in scored]
+            labels += [lab for _, lab in scored]
+        secs = time.perf_counter() - t
+        out["column"] = {**_accuracy(readings, labels), "rows": rows,
+                         "rows_per_second_with_decoding": rows / secs}
+        print(f"parish-rowid validation as columns: {out['column']['accuracy']:.4f} of {len(readings)}", file=sys.stderr)
     if "comb" in sets:
         from strings.data.synth.comb import comb_fields
 

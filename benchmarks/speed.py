@@ -5,7 +5,9 @@ grey arrays once) and is scored on them, so each speed has its accuracy beside i
 
 - ``strings`` through ``Recognizer.recognize_greys`` (preprocessing + network + greedy
   decoding + digit boxes), with the PyTorch backend and the ONNX Runtime backend, each at 1
-  and 2 intra-op threads, and ONNX Runtime with 2 processes of 1 thread;
+  and 2 intra-op threads (ONNX at 2 threads also with its width batches read one after
+  another instead of two at once on single-threaded lanes), and ONNX Runtime with 2
+  processes of 1 thread;
 - the ONNX graph quantized to int8 (static, QDQ; calibrated on 256 crops of the fit part of the
   training split; which layers stay float is chosen on the validation slice, never on test),
   measured to decide whether it may ship (only if accuracy stays within 0.2 points);
@@ -275,6 +277,15 @@ def measure_strings(backend: str, threads: int, model: str | None, data_root: st
     texts = [r.text for r in rec.recognize_greys(greys, batch_size=BATCH)]
     out: dict[str, Any] = {"system": f"strings {backend}", "backend": backend, "threads": threads, **score(labels, texts)}
     out["strings_per_s"] = throughput(lambda: len(rec.recognize_greys(greys, batch_size=BATCH)), seconds)
+    if rec.lanes > 1:  # the same with the width batches read one after another on all threads
+        from strings.read.backends import OnnxBackend
+        from strings.read.recognizer import Recognizer
+
+        one = OnnxBackend(graph, threads=threads, lanes=1) if graph is not None else OnnxBackend.from_model(
+            rec.model, rec.preprocess, rec.metadata, threads=threads, lanes=1)
+        serial = Recognizer(rec.model, rec.preprocess, rec.metadata, backend=one)
+        out["lanes"] = rec.lanes
+        out["strings_per_s_one_lane"] = throughput(lambda: len(serial.recognize_greys(greys, batch_size=BATCH)), seconds)
     out.update({f"latency_{k}": v for k, v in latencies_ms(lambda g: rec.recognize_greys([g]), greys).items()})
     from strings.image import prepare
 
@@ -630,6 +641,10 @@ def table(result: dict[str, Any]) -> str:
         rows.append(f"| {s['system']} | {thr} | {acc} | {cer} | {s['strings_per_s']:.0f} | {p50} | {p95} | {model} | {rss} |")
     f = result.get("flops", {})
     lines = ["\n".join(rows)]
+    for s in result["systems"]:
+        if "strings_per_s_one_lane" in s:
+            lines.append(f"- {s['system']}, {s['threads']} threads: {s['strings_per_s']:.0f} strings/s batched with width batches "
+                         f"read {s['lanes']} at once on single-threaded lanes, {s['strings_per_s_one_lane']:.0f}/s one after another")
     if f:
         mf = f["model_as_trained"]["mean_mflops"]
         mm = f["matmul_fp32_gflops_2048"]

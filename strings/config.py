@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from strings.alphabet import AMOUNT_SYMBOLS
 
 __all__ = [
-    "FieldConfig", "ModelConfig", "PreprocessConfig", "DigitNetConfig", "DigitPreprocessConfig", "TrainConfig", "DataSource", "TASKS",
+    "ColumnConfig", "FieldConfig", "ModelConfig", "PreprocessConfig", "DigitNetConfig", "DigitPreprocessConfig", "TrainConfig", "DataSource", "TASKS",
     "MODEL_CONFIGS", "DIGIT_CONFIGS", "from_dict", "to_dict", "load_train_file",
 ]
 
@@ -65,6 +65,11 @@ class FieldConfig:
     join_height_ratio: float = 6.0
     stack_gap: float = 0.0  # strokes one above the other join across a gap this small (share of height; 0: only
     # touching ones: a wider reach joined numbers to their underlines, 70% -> 65% of 200 parish train crops read)
+    # where nothing of a string's height is found at all, search again with every pixel under
+    # faint_level counted as ink: a small thin 0 in pale ink fell under the split Otsu chose and
+    # its pieces were specks (26 of the 176 parish validation misses were lone 0s read as
+    # nothing; 2,521 -> 2,546 of 2,697, combs unchanged)
+    faint_retry: bool = True
     min_height: float = 0.04  # a candidate string is this tall at least
     max_height: float = 0.6  # and this tall at most (share of the crop's height); taller writing
     tight_aspect: float = 1.0  # at least this many times wider than tall makes the crop tight: read whole, as it came
@@ -99,6 +104,36 @@ class FieldConfig:
             raise ValueError(f"FieldConfig.split_tall and split_strokes must not be negative, got {self.split_tall}, {self.split_strokes}")
         if self.max_candidates < 1:
             raise ValueError(f"FieldConfig.max_candidates must be at least 1, got {self.max_candidates}")
+
+
+@dataclass(frozen=True)
+class ColumnConfig:
+    """What a register column's row numbers are expected to do from one row to the next
+    (strings.read.column): most rows hold the running number, one more than the last; some hold
+    none (no number, a 0, a letter), and the numbering sometimes starts again at 1.
+
+    The defaults are ``strings.read.column.column_prior`` of the parish-rowid *training* labels
+    (20,463 numbered rows in 43 books; benchmarks/RESULTS.md, "Session 17").
+    """
+
+    none_rate: float = 0.1896  # share of rows outside the running numbers
+    # P(this row's number - the last row's number = step), over rows that hold a running number
+    steps: tuple[tuple[int, float], ...] = ((-1, 0.0055), (0, 0.0017), (1, 0.9184), (2, 0.0149), (3, 0.0048))
+    restart: float = 0.0272  # P(the numbering starts again at 1)
+    other_values: int = 100  # the rest of the mass is spread over this many other numbers
+    window: int = 3  # readings of this many rows on either side propose a row's number
+    spread: int = 2  # each proposes its own number and those up to this far from it
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.none_rate < 1.0 or not 0.0 <= self.restart < 1.0:
+            raise ValueError(f"ColumnConfig.none_rate must be in (0, 1) and restart in [0, 1), got {self.none_rate}, {self.restart}")
+        if any(not 0.0 <= p <= 1.0 for _, p in self.steps) or len({d for d, _ in self.steps}) != len(self.steps):
+            raise ValueError(f"ColumnConfig.steps must be distinct steps with probabilities in [0, 1], got {self.steps}")
+        if sum(p for _, p in self.steps) + self.restart >= 1.0:
+            raise ValueError("ColumnConfig.steps and restart must leave some probability for other numbers")
+        if self.other_values < 1 or self.window < 1 or self.spread < 0:
+            raise ValueError(f"ColumnConfig.other_values and window must be at least 1 and spread at least 0, got "
+                             f"{self.other_values}, {self.window}, {self.spread}")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import cv2
@@ -291,6 +292,10 @@ def find_places(grey: np.ndarray, cfg: FieldConfig = FieldConfig()) -> Places:
         return (max(0, b[0] - p), max(0, b[1] - p), min(w, b[2] + p), min(h, b[3] + p))
 
     scored = by_ink(groups)
+    if comb is None and not scored and not by_ink(regrouped) and cfg.faint_retry and cfg.ink_level < cfg.faint_level:
+        # nothing of a string's height: a thin pale pen may sit under the split Otsu chose; search
+        # again with every pixel under faint_level counted as ink
+        return find_places(grey, dataclasses.replace(cfg, ink_level=cfg.faint_level))
     out: list[Box] = [comb] if comb is not None else []  # a comb's boxes, the number's own place, come first
     row = _row([b for _, b in scored], [m for m, _ in scored], cfg) if comb is None and cfg.join_rows and len(scored) > 1 else []
     joined = len(row) if len(row) > 1 else 0

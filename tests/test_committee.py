@@ -108,6 +108,23 @@ def test_a_committee_of_one_model_twice_reads_as_that_model(trained_checkpoint):
             assert both.confidence == pytest.approx(post, rel=1e-6)
 
 
+def test_an_onnx_committee_reads_its_batches_on_lanes_as_one_after_another(trained_checkpoint):
+    """On two-threaded ONNX members a committee reads two width batches at once; the readings are
+    those it gives one batch at a time. A member that cannot run lanes (PyTorch) turns them off."""
+    pytest.importorskip("onnxruntime")
+    name = f"{trained_checkpoint}+{trained_checkpoint}"
+    pair = strings.load(name, backend="onnx", threads=2)
+    assert pair.lanes == 2 and strings.load(name).lanes == 1
+    greys = [render_digits(t) for t in TEXTS * 2]
+    got = pair.recognize_greys(greys, batch_size=2)
+    for member in pair.members:
+        member.backend.lanes = 1
+    assert pair.lanes == 1
+    ref = pair.recognize_greys(greys, batch_size=2)
+    assert [r.text for r in got] == [r.text for r in ref]
+    assert [r.confidence for r in got] == pytest.approx([r.confidence for r in ref], rel=1e-4, abs=1e-6)
+
+
 def test_blank_image_reads_empty_with_empty_confidence(trained_checkpoint):
     pair = strings.load(f"{trained_checkpoint}+{trained_checkpoint}")
     r = pair.recognize(np.full((32, 100), 255, np.uint8))

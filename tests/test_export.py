@@ -12,7 +12,7 @@ import torch
 
 import strings
 from conftest import make_tiny_model, render_digits, write_png
-from strings.read.backends import BACKENDS, Backend, OnnxBackend, TorchBackend, make_backend
+from strings.read.backends import BACKENDS, Backend, OnnxBackend, TorchBackend, in_lane, in_lanes, make_backend
 from strings.cli import main
 from strings.config import PreprocessConfig
 from strings.read.export import ONNX_META_KEY, export_onnx, fold_conv_bn, fold_for_inference
@@ -146,7 +146,7 @@ def test_onnx_row_split_matches_one_call(model, ort):
     """With 2 threads a batch is cut into row blocks read at once; same logits."""
     graph = export_onnx(model, PRE)
     one, split = OnnxBackend(graph, threads=1), OnnxBackend(graph, threads=2, split_batches=True)
-    assert split._split is not None and one._split is None and OnnxBackend(graph, threads=2)._split is None
+    assert split.split_batches and not one.split_batches and not OnnxBackend(graph, threads=2).split_batches
     widths = [int(v) * model.stride for v in np.random.default_rng(0).integers(1, 30, size=37)]
     images, w = padded_batch(model, sorted(widths))
     torch.testing.assert_close(split.logits(images, w), one.logits(images, w), atol=ATOL, rtol=1e-4)
@@ -203,6 +203,46 @@ def test_backends_read_the_same(recognizers):
                 assert r.text == ref[i].text
                 assert r.confidence == pytest.approx(ref[i].confidence, rel=1e-4, abs=1e-6)
                 assert [d.box for d in r.digits] == [d.box for d in ref[i].digits]
+
+
+def test_in_lanes_keeps_order_and_runs_on_lanes():
+    """Results in the order of the items; the work runs on lane threads (where an ONNX backend
+    goes single-threaded), in the caller with one lane or one item, and never nests."""
+    on_lane = in_lanes(lambda x: (x * x, in_lane()), list(range(20)), lanes=2)
+    assert [v for v, _ in on_lane] == [x * x for x in range(20)] and all(flag for _, flag in on_lane)
+    assert in_lanes(lambda x: in_lane(), [1, 2, 3], lanes=1) == [False] * 3
+    assert in_lanes(lambda x: in_lane(), [1], lanes=2) == [False]
+    # a lane that asks for lanes again reads its items itself (a bounded pool would deadlock)
+    nested = in_lanes(lambda x: in_lanes(lambda y: (y, in_lane()), [x, x + 1, x + 2], lanes=2), [0, 10, 20], lanes=2)
+    assert nested == [[(x + k, True) for k in range(3)] for x in (0, 10, 20)]
+    with pytest.raises(ZeroDivisionError):
+        in_lanes(lambda x: 1 // x, [1, 0, 2], lanes=2)
+
+
+def test_width_batches_on_lanes_read_as_one_after_another(trained_checkpoint, ort):
+    """Width batches read two at once on single-threaded runs give the readings they give one
+    after another on two threads: texts, confidences and digit boxes."""
+    from strings.read import recognizer
+
+    base = strings.load(trained_checkpoint)
+    graph = export_onnx(base.model, base.preprocess, None, base.metadata)
+    lanes = recognizer.Recognizer(base.model, base.preprocess, base.metadata, backend=OnnxBackend(graph, threads=2))
+    serial = recognizer.Recognizer(base.model, base.preprocess, base.metadata,
+                                   backend=OnnxBackend(graph, threads=2, lanes=1))
+    assert (lanes.lanes, serial.lanes) == (2, 1)
+    assert base.lanes == 1  # PyTorch's threads are process-wide
+    greys = [render_digits(t) for t in TEXTS * 3]
+    for batch_size in (1, 2, 64):
+        got, ref = lanes.recognize_greys(greys, batch_size=batch_size), serial.recognize_greys(greys, batch_size=batch_size)
+        for r, q in zip(got, ref):
+            assert r.text == q.text and [d.box for d in r.digits] == [d.box for d in q.digits]
+            assert r.confidence == pytest.approx(q.confidence, rel=1e-4, abs=1e-6)
+    assert lanes.backend._single is not None and serial.backend._single is None  # the lanes did run
+    with pytest.raises(ValueError, match="lanes"):
+        OnnxBackend(graph, lanes=0)
+    beam = recognizer.Recognizer(base.model, base.preprocess, base.metadata, backend=OnnxBackend(graph, threads=2),
+                                 beam_size=4)
+    assert beam.lanes == 1  # the beam decoder keeps its search in the object: not shared by lanes
 
 
 def test_backends_log_probs_agree(recognizers):

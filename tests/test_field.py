@@ -22,7 +22,7 @@ from strings.data.sources import validation_split
 from strings.data.synth.comb import CombFields
 from strings.data.synth.glyphs import GlyphBank
 from strings.data.synth.paper import Backgrounds
-from strings.locate import clean_field, field_candidates
+from strings.locate import clean_field, field_candidates, find_places
 from strings.read.field import FieldReader
 from strings.train.evaluate import evaluate
 from strings.train.fields import choose_boxes
@@ -460,3 +460,20 @@ def test_a_rule_joined_to_the_underline_does_not_swallow_the_number():
     assert any(inside(number, b) and b[3] - b[1] < 80 for b in boxes), boxes
     off = field_candidates(img, FieldConfig(split_tall=0.0))[1]
     assert not any(inside(number, b) and b[3] - b[1] < 80 for b in off), f"without the regrouping it is lost: {off}"
+
+
+def test_a_small_pale_zero_is_found_by_searching_again_with_the_faint_level():
+    """A thin pale 0 between ruled lines falls under the ink split Otsu chooses; where nothing of
+    a string's height is found, the search runs again with every pixel under faint_level as ink."""
+    img = np.full((180, 130), PAPER, np.uint8)
+    img[:, :25] = 15  # scan margin
+    for p0, p1 in (((122, 0), (122, 179)), ((25, 8), (129, 8)), ((25, 150), (129, 150))):
+        cv2.line(img, p0, p1, 60, 1)  # cell border and rules, dark
+    cv2.ellipse(img, (80, 110), (4, 6), 0, 0, 360, 180, 1)
+    rec = strings.load()
+    assert find_places(img, FieldConfig(faint_retry=False)).boxes == [], "the control: the first search finds nothing"
+    f = rec.read_field(img, FieldConfig(faint_retry=True))
+    assert f.text == "0" and f.box is not None and inside((76, 104, 85, 117), f.box)
+    blank = np.full((180, 130), PAPER, np.uint8)
+    blank[:, :25] = 15
+    assert find_places(blank, FieldConfig()).boxes == [], "on blank paper the second search finds nothing either"

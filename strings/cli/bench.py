@@ -40,10 +40,14 @@ def run_benchmark(args: argparse.Namespace) -> int:
     from strings.train.evaluate import evaluate
     from strings.read.field import FieldReader
 
+    if args.column:
+        args.field = True
     dataset, split = _benchmark_dataset(args)
     rec = load_recognizer(args)
-    reader = FieldReader(rec) if args.field else rec
-    report = evaluate(reader, dataset, batch_size=args.batch_size, progress=not args.json)
+    reader = _column_reader(rec, args, split) if args.column else FieldReader(rec) if args.field else rec
+    # without a list of columns, a column reader reads each call as one column: the whole set
+    batch = len(dataset) if args.column and reader.columns is None else args.batch_size
+    report = evaluate(reader, dataset, batch_size=max(1, batch), progress=not args.json)
     result = {
         "dataset": args.dataset or str(args.gt),
         "split": split,
@@ -55,11 +59,13 @@ def run_benchmark(args: argparse.Namespace) -> int:
         "model": rec.metadata.get("path", rec.name),
         "decoder": f"beam{args.beam}" if args.beam else "greedy",
         "field": bool(args.field),
+        "column": bool(args.column),
         "backend": rec.backend.name,
     }
     if report.written:
         result["written"] = written_scores(report.written)
-    points = _operating_points(rec, report)
+    # a column's confidences are its chain's posteriors, not the measure the thresholds were fitted on
+    points = {} if args.column else _operating_points(rec, report)
     if points:
         result["operating_points"] = points
     if args.reject:
@@ -85,6 +91,20 @@ def run_benchmark(args: argparse.Namespace) -> int:
                 print(f"  at the validation threshold for {float(target):.1%} error ({r['threshold']}): {what} accepted "
                       f"{r['accepted']}/{r['n']} ({r['read_rate']:.1%}), {r['errors']} wrong (95% {lo:.1%}-{hi:.1%})")
     return 0
+
+
+def _column_reader(rec: Any, args: argparse.Namespace, split: str) -> Any:
+    """``--column``: parish-rowid's rows read in their register columns (every row of the split,
+    the unlabelled ones too, in page and row order); any other set in its own order, as one column."""
+    from strings.read.column import ColumnReader
+
+    if args.dataset != "parish-rowid":
+        return ColumnReader(rec)
+    from strings.data.base import resolve_data_root
+    from strings.data.readers import parish_columns
+
+    columns = parish_columns(resolve_data_root(args.data_root), split)
+    return ColumnReader(rec, [[str(path) for path, _ in c] for c in columns])
 
 
 def _operating_points(rec: Any, report: Any) -> dict[str, Any]:
@@ -136,6 +156,9 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--split", default="test", choices=("train", "validation", "test"))
     b.add_argument("--field", action="store_true",
                    help="read each image as a loose field crop: find the string, then read it (default model: field)")
+    b.add_argument("--column", action="store_true",
+                   help="read the rows of each register column together, each number against its neighbours' "
+                        "(implies --field; parish-rowid: its books' columns; other sets: one column in their order)")
     b.add_argument("--data-root", default=None)
     b.add_argument("--gt", default=None, help="a '<file> <label>' list (with --images)")
     b.add_argument("--images", default=None, help="the folder the --gt list names files in")

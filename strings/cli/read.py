@@ -27,6 +27,10 @@ def run_recognize(args: argparse.Namespace) -> int:
     from strings.image import display_name, load_image
     from strings.read.draw import draw_field, draw_reading
 
+    if args.column:
+        if args.shard:
+            raise SystemExit("error: --column reads the images as one column: it cannot be cut with --shard")
+        args.field = True
     if args.keep_zeros and not args.field:
         raise SystemExit("error: --keep-zeros applies to field reading: add --field (plain reading never drops a digit)")
     fmt = "jsonl" if args.json else args.format
@@ -58,9 +62,10 @@ def run_recognize(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(items), unit="img", desc="reading", disable=args.quiet or len(items) < 2 * RECOGNIZE_CHUNK,
                file=sys.stderr)
     try:
-        for lo in range(0, len(items), RECOGNIZE_CHUNK):
-            chunk = items[lo : lo + RECOGNIZE_CHUNK]
-            results = _read_fields(rec, chunk, args.keep_zeros) if args.field else rec.recognize_many(chunk)
+        # a column is read whole: each row between its neighbours
+        chunks = [items] if args.column else [items[lo : lo + RECOGNIZE_CHUNK] for lo in range(0, len(items), RECOGNIZE_CHUNK)]
+        for chunk in chunks:
+            results = _read_fields(rec, chunk, args.keep_zeros, args.column) if args.field else rec.recognize_many(chunk)
             for item, result in zip(chunk, results):
                 name = display_name(item)
                 if isinstance(result, ItemError):
@@ -89,8 +94,9 @@ def run_recognize(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _read_fields(rec: Any, chunk: list[Any], keep_zeros: bool = False) -> list[Any]:
-    """``--field``: each item read as a loose crop; an unreadable item becomes its ItemError."""
+def _read_fields(rec: Any, chunk: list[Any], keep_zeros: bool = False, column: bool = False) -> list[Any]:
+    """``--field``: each item read as a loose crop; with ``column``, the readable items as the
+    rows of one register column. An unreadable item becomes its ItemError."""
     import dataclasses
 
     from strings.image import InvalidImageError, load_image
@@ -105,7 +111,8 @@ def _read_fields(rec: Any, chunk: list[Any], keep_zeros: bool = False) -> list[A
         except (InvalidImageError, OSError) as exc:
             out[i] = ItemError(str(item), str(exc))
     cfg = dataclasses.replace(rec.field_config, strip_leading_zeros=False) if keep_zeros else None
-    for i, reading in zip(where, rec.read_fields(greys, cfg) if greys else []):
+    read = rec.read_column if column else rec.read_fields
+    for i, reading in zip(where, read(greys, cfg) if greys else []):
         out[i] = reading
     return out
 
@@ -143,6 +150,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--field", action="store_true",
                    help="each image is a loose field crop (a register cell, a form box): find the string, then read it "
                         "(default model: field); rows carry the string's box")
+    r.add_argument("--column", action="store_true",
+                   help="the images, in the order given, are the rows of one register column: each row's number is "
+                        "read against its neighbours' (implies --field; see strings.read.column)")
     r.add_argument("--keep-zeros", action="store_true",
                    help="with --field: keep a field's leading zeros (by default they are placeholders, as in a comb's unused boxes)")
     r.add_argument("--draw", default=None, help="write a PNG of the boxes and digits (a folder for several images)")

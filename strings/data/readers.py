@@ -24,6 +24,7 @@ __all__ = [
     "read_cvl",
     "read_car_partial",
     "read_car_partial_boxes",
+    "parish_columns",
     "read_parish_rowid",
     "read_idx",
     "read_mnist",
@@ -343,6 +344,35 @@ def read_parish_rowid(root: Path, split: str) -> FileDataset:
     if not items:
         raise DatasetError(f"{display_name(listing)}: no digit labels")
     return FileDataset(items, f"parish-rowid-{split}")
+
+
+_PARISH_ROW = re.compile(r"^(?P<book>.+)_(?P<page>\d+)(?P<leaf>[a-z]?)-(?P<section>[^_]+)_row_id_(?P<row>\d+)\.[A-Za-z]+$")
+
+
+def parish_columns(root: Path, split: str) -> list[list[tuple[Path, str]]]:
+    """Every row of a parish-rowid split (letters and empty labels too), as register columns:
+    one per book and section (``died_K2709_0111a-DM_row_id_2.Jpg``: book ``died_K2709``, section
+    ``DM``), pages and rows in order, so that a column reader sees each row between the rows
+    written above and below it. A file whose name does not say where it sits is a column alone."""
+    if split not in _PARISH_SPLITS:
+        raise DatasetError(f"parish-rowid: split must be one of {', '.join(_PARISH_SPLITS)}, got {split!r}")
+    folder = _need_dir(root / PARISH_DIR / _PARISH_SPLITS[split], f"parish-rowid {split}")
+    listing = folder / "labels.csv"
+    lines = _LINE_BREAK.split(_read_bytes(listing, "parish-rowid labels").decode("utf-8-sig"))
+    placed: dict[tuple[str, str], list[tuple[tuple[int, str, int], Path, str]]] = {}
+    alone: list[list[tuple[Path, str]]] = []
+    for line in lines[1:]:
+        name, sep, label = line.partition(",")
+        if not sep or not name or _escape_reason(name) is not None:
+            continue
+        m = _PARISH_ROW.match(name)
+        if m is None:
+            alone.append([(folder / name, label.strip())])
+            continue
+        where = (int(m["page"]), m["leaf"], int(m["row"]))
+        placed.setdefault((m["book"], m["section"]), []).append((where, folder / name, label.strip()))
+    columns = [[(path, label) for _, path, label in sorted(rows)] for _, rows in sorted(placed.items())]
+    return columns + alone
 
 
 def read_written_amounts(path: Path, ds: FileDataset) -> dict[str, str]:

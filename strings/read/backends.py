@@ -13,6 +13,13 @@ in ``Recognizer`` and are the same for every backend.
   PyTorch's latency on one image, where per-operator overhead dominates
   (``benchmarks/speed.py``). ``threads``: the cores it uses (default: all).
 
+Lanes: where a call holds several width batches, ``in_lanes`` reads them at once on
+single-threaded runs of each ONNX session instead of one after another on all threads (a
+``Recognizer`` does this by itself when its backend says it ``lanes`` > 1). One small
+batch keeps two cores busy badly, two batches keep them busy well: on the 2-core machine this
+read 1.3x as many strings per second, preprocessing and decoding included
+(``benchmarks/speed.py``). A single image still gets every thread.
+
 Example:
     >>> import strings
     >>> rec = strings.load(backend="onnx")                 # doctest: +SKIP
@@ -24,8 +31,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
@@ -35,9 +43,11 @@ from strings.config import PreprocessConfig
 from strings.models import DenseNetCTC
 from strings.read.export import export_onnx, fold_for_inference
 
-__all__ = ["BACKENDS", "Backend", "OnnxBackend", "TorchBackend", "make_backend", "onnx_parity"]
+__all__ = ["BACKENDS", "Backend", "OnnxBackend", "TorchBackend", "in_lanes", "make_backend", "onnx_parity"]
 
 BACKENDS = ("torch", "torch-bf16", "onnx")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @runtime_checkable
@@ -47,6 +57,36 @@ class Backend(Protocol):
     name: str
 
     def logits(self, images: Tensor, widths: Tensor) -> Tensor: ...
+
+
+_LANE = threading.local()  # .active: this thread is one of ``in_lanes``'s workers
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _mark_lane() -> None:
+    _LANE.active = True
+
+
+def in_lane() -> bool:
+    """True on a worker of ``in_lanes``: an ONNX backend then runs single-threaded."""
+    return bool(getattr(_LANE, "active", False))
+
+
+def in_lanes(fn: Callable[[T], R], items: Sequence[T], lanes: int) -> list[R]:
+    """``[fn(x) for x in items]``, computed ``lanes`` at a time on a shared pool of worker threads.
+
+    On those threads every ``OnnxBackend`` runs its single-threaded session, so ``lanes``
+    workers use ``lanes`` cores. With fewer than two lanes or items, or when already on a
+    lane (no nesting, hence no deadlock), it runs in the calling thread.
+    """
+    if lanes < 2 or len(items) < 2 or in_lane():
+        return [fn(x) for x in items]
+    with _POOLS_LOCK:
+        pool = _POOLS.get(lanes)
+        if pool is None:
+            pool = _POOLS[lanes] = ThreadPoolExecutor(lanes, thread_name_prefix="strings-lane", initializer=_mark_lane)
+    return list(pool.map(fn, items))
 
 
 class TorchBackend:
@@ -61,6 +101,7 @@ class TorchBackend:
     """
 
     name = "torch"
+    lanes = 1  # PyTorch's thread count is process-wide: no single-threaded runs beside others
 
     def __init__(
         self, model: DenseNetCTC, device: str | torch.device = "cpu", fold: bool = True, channels_last: bool = True,
@@ -94,10 +135,13 @@ class OnnxBackend:
     writes it (bytes or a path).
 
     ``threads``: CPU cores to use (default: all usable), as ONNX Runtime intra-op threads.
-    ``split_batches``: instead, cut a batch of at least ``2 * MIN_SPLIT_ROWS`` images into
-    ``threads`` row blocks read at once by single-threaded runs of one session (it is
-    thread-safe). On the 2-core machine this was 1.3x faster while another job held the cores
-    and 1.3x slower on a quiet machine (``benchmarks/speed.py``), so it is off by default.
+    ``lanes``: how many width batches a recognizer may read at once (``in_lanes``), each on a
+    single-threaded run of a second session (opened on first use; sessions are thread-safe);
+    ``threads`` by default, 1 turns it off.
+    ``split_batches``: cut one batch of at least ``2 * MIN_SPLIT_ROWS`` images into
+    ``threads`` row blocks read at once by single-threaded runs. On the 2-core machine this
+    was 1.3x faster while another job held the cores and 1.3x slower on a quiet machine
+    (``benchmarks/speed.py``): halved batches run worse, so it is off by default.
     Each image's logits do not depend on its neighbours (column masks), so either way only
     float rounding changes. ``flush_denormals``: treat denormal floats as zero
     (``session.set_denormal_as_zero``).
@@ -108,7 +152,7 @@ class OnnxBackend:
 
     def __init__(
         self, model: bytes | str | os.PathLike, threads: int | None = None, flush_denormals: bool = True,
-        split_batches: bool = False,
+        split_batches: bool = False, lanes: int | None = None,
     ) -> None:
         try:
             import onnxruntime as ort
@@ -116,10 +160,14 @@ class OnnxBackend:
             raise ImportError("the onnx backend needs onnxruntime: pip install 'strings[onnx]'") from None
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
+        if lanes is not None and lanes < 1:
+            raise ValueError(f"lanes must be at least 1, got {lanes}")
         self.threads = threads or _usable_cores()
+        self.lanes = self.threads if lanes is None else lanes
         source = model if isinstance(model, bytes) else os.fspath(model)
 
         def session(intra: int) -> Any:
+            """A session of ``intra`` threads."""
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             opts.intra_op_num_threads = intra
@@ -132,9 +180,19 @@ class OnnxBackend:
         names = [i.name for i in self.session.get_inputs()]
         if names != ["images", "widths"]:
             raise ValueError(f"not a strings ONNX graph: inputs {names}, expected ['images', 'widths']")
-        self._split = session(1) if split_batches and self.threads > 1 else None
+        self._open = session
+        self._single: Any = None  # the single-threaded session, opened on first use
+        self.split_batches = split_batches and self.threads > 1
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+
+    def _single_session(self) -> Any:
+        if self.threads == 1:
+            return self.session
+        with self._lock:
+            if self._single is None:
+                self._single = self._open(1)
+        return self._single
 
     @classmethod
     def from_model(
@@ -144,9 +202,11 @@ class OnnxBackend:
         metadata: dict[str, Any] | None = None,
         threads: int | None = None,
         flush_denormals: bool = True,
+        lanes: int | None = None,
     ) -> OnnxBackend:
         """Export ``model`` in memory (about a second) and open a session on it."""
-        return cls(export_onnx(model, preprocess, None, metadata), threads=threads, flush_denormals=flush_denormals)
+        graph = export_onnx(model, preprocess, None, metadata)
+        return cls(graph, threads=threads, flush_denormals=flush_denormals, lanes=lanes)
 
     @staticmethod
     def _run(session: Any, images: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -156,14 +216,17 @@ class OnnxBackend:
         x = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)  # (B, 1, H, W)
         w = widths.detach().cpu().numpy().astype(np.int64)  # (B,)
         b = x.shape[0]
-        if self._split is None or b < 2 * self.MIN_SPLIT_ROWS:
+        if in_lane():
+            return torch.from_numpy(self._run(self._single_session(), x, w))  # (B, T, C)
+        if not self.split_batches or b < 2 * self.MIN_SPLIT_ROWS:
             return torch.from_numpy(self._run(self.session, x, w))  # (B, T, C)
+        single = self._single_session()
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="strings-onnx")
         k = min(self.threads, b // self.MIN_SPLIT_ROWS)
         bounds = np.linspace(0, b, k + 1).astype(int)
-        parts = self._pool.map(lambda i: self._run(self._split, x[bounds[i] : bounds[i + 1]], w[bounds[i] : bounds[i + 1]]),
+        parts = self._pool.map(lambda i: self._run(single, x[bounds[i] : bounds[i + 1]], w[bounds[i] : bounds[i + 1]]),
                                range(k))
         return torch.from_numpy(np.concatenate(list(parts), axis=0))  # (B, T, C)
 

@@ -33,19 +33,22 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from strings.alphabet import Alphabet, digits_of, mark_classes
+from strings.config import ColumnConfig, FieldConfig
 from strings.decode.confidence import COMMITTEE_MEASURES, committee_confidence, string_log_posteriors
 from strings.decode.ctc import EMPTY_CONFIDENCE, Decoded, align_spans, greedy_decode, merge_marks
-from strings.image import prepare
+from strings.image import ImageInput, prepare
 from strings.read.amount import parse_amount, written_forms
+from strings.read.backends import in_lanes
 from strings.read.batching import width_batches
 from strings.read.calibration import Calibration
+from strings.read.field import FieldReading
 from strings.read.recognizer import Recognizer
 
 __all__ = ["COMMITTEE_SEP", "Committee", "Scored"]
@@ -116,6 +119,11 @@ class Committee(Recognizer):
         self.calibration = calibration  # each member keeps its own temperature; this sets the committee's measure
 
     @property
+    def lanes(self) -> int:
+        """Width batches read at once: as many as the member with the fewest allows."""
+        return min(m.lanes for m in self.members)
+
+    @property
     def measure(self) -> str:
         """The confidence the committee reports (``COMMITTEE_MEASURES``)."""
         return self.calibration.measure if self.calibration is not None else DEFAULT_MEASURE
@@ -178,8 +186,10 @@ class Committee(Recognizer):
         """How the committee weighs each grey image (what ``strings calibrate`` fits a committee on)."""
         normed = [prepare(g, self.preprocess)[0] for g in greys]
         out: list[Scored | None] = [None] * len(normed)
-        for idx in width_batches([n.shape[1] for n in normed], batch_size, self.model.stride):
-            for i, s in zip(idx, self._score([normed[i] for i in idx])[0]):
+        batches = width_batches([n.shape[1] for n in normed], batch_size, self.model.stride)
+        scored = in_lanes(lambda idx: self._score([normed[i] for i in idx])[0], batches, self.lanes)
+        for idx, batch in zip(batches, scored):
+            for i, s in zip(idx, batch):
                 out[i] = s
         return out  # type: ignore[return-value]
 
@@ -211,6 +221,13 @@ class Committee(Recognizer):
         probs = lp.exp()  # (T, C)
         char_conf = tuple(float(probs[s:e, k].max()) for k, (s, e) in zip(labels, spans))
         return Decoded(text, scored.confidence(self.measure), char_conf, spans)
+
+    def read_column(
+        self, images: Iterable[ImageInput], field: FieldConfig | None = None, column: ColumnConfig | None = None,
+        batch_size: int = 64,
+    ) -> list[FieldReading]:
+        """Refused: a column's proposals are scored on one model's logits, which a committee has not."""
+        raise ValueError("column reading scores strings with one model's logits: load a single model, not a committee")
 
     def item_logits(self, greys: Sequence[np.ndarray], batch_size: int = 64) -> list[torch.Tensor]:
         raise ValueError(

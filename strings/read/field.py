@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from strings.config import FieldConfig
-from strings.locate import Box, find_places
+from strings.locate import Box, Places, find_places
 
 if TYPE_CHECKING:
     from strings.read.recognizer import Reading, Recognizer
@@ -73,21 +73,24 @@ def _without_leading_zeros(reading: Reading) -> Reading:
 
 def read_fields(
     rec: Recognizer, greys: Sequence[np.ndarray], sources: Sequence[str] | None = None,
-    cfg: FieldConfig = FieldConfig(), batch_size: int = 64,
+    cfg: FieldConfig = FieldConfig(), batch_size: int = 64, places: Sequence[Places] | None = None,
 ) -> list[FieldReading]:
     """Read loose crops (grey uint8, dark on light); all their candidates go through the
-    network in shared batches."""
+    network in shared batches. ``places``: each crop's ``find_places(grey, cfg)``, where the
+    caller has them already."""
     sources = sources if sources is not None else [""] * len(greys)
+    searched = list(places) if places is not None else [find_places(grey, cfg) for grey in greys]
+    if len(searched) != len(greys):
+        raise ValueError(f"{len(searched)} places for {len(greys)} crops")
     crops: list[np.ndarray] = []
     owner: list[tuple[int, Box]] = []
     first: list[Box | None] = []  # a comb, or a line of strings read whole: preferred (see below)
     joined: list[int] = []
-    for i, grey in enumerate(greys):
-        places = find_places(grey, cfg)
-        first.append(places.boxes[0] if places.comb or places.row else None)
-        joined.append(places.row)
-        for x0, y0, x1, y1 in places.boxes:
-            crops.append(places.image[y0:y1, x0:x1])
+    for i, where in enumerate(searched):
+        first.append(where.boxes[0] if where.comb or where.row else None)
+        joined.append(where.row)
+        for x0, y0, x1, y1 in where.boxes:
+            crops.append(where.image[y0:y1, x0:x1])
             owner.append((i, (x0, y0, x1, y1)))
     per_item: list[list[tuple[Reading, Box]]] = [[] for _ in greys]
     for reading, (i, box) in zip(rec.recognize_greys(crops, batch_size=batch_size) if crops else [], owner):

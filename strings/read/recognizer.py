@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from strings.alphabet import AMOUNT_MARKS, SEPARATORS, Alphabet
-from strings.read.backends import Backend, make_backend
+from strings.read.backends import Backend, in_lanes, make_backend
 from strings.read.batching import width_batches
 from strings.read.amount import DEFAULT_LOCALE, Amount, AmountReading, decide, format_amount, review_reasons
 from strings.read.boxes import digit_boxes
@@ -32,7 +32,7 @@ from strings.models.checkpoint import CheckpointError, load_model, sha256_file
 from strings.config import PreprocessConfig
 from strings.decode.ctc import EMPTY_CONFIDENCE, BeamSearchDecoder, Decoded, greedy_decode
 from strings.read.field import FieldReading, read_fields
-from strings.config import FieldConfig
+from strings.config import ColumnConfig, FieldConfig
 from strings.models import DenseNetCTC
 from strings.image import ImageInput, InvalidImageError, collate_images, load_image, prepare
 
@@ -154,6 +154,12 @@ class Recognizer:
     def name(self) -> str:
         return str(self.metadata.get("name", "unnamed"))
 
+    @property
+    def lanes(self) -> int:
+        """Width batches read at once (``strings.read.backends.in_lanes``): the backend's say,
+        and one where a beam decodes (the flashlight decoder keeps its search in the object)."""
+        return 1 if self.beam is not None else int(getattr(self.backend, "lanes", 1))
+
     def _decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Decoded]:
         if self.beam is not None:
             decoded = [hyps[0] for hyps in self.beam(log_probs, lengths)]
@@ -217,11 +223,18 @@ class Recognizer:
         sources = sources if sources is not None else [""] * len(greys)
         prepared = [prepare(g, self.preprocess) for g in greys]
         normed = [ink for ink, _ in prepared]
+
+        def read(idx: list[int]) -> list[Reading]:
+            decoded = self._read_normalized([normed[i] for i in idx])
+            return [self._reading(dec, prepared[i][1], normed[i], sources[i]) for i, dec in zip(idx, decoded)]
+
         out: list[Reading | None] = [None] * len(normed)
-        # Width bucketing (strings.read.batching): narrowest first, batches closed before padding grows.
-        for idx in width_batches([n.shape[1] for n in normed], batch_size, self.model.stride):
-            for i, dec in zip(idx, self._read_normalized([normed[i] for i in idx])):
-                out[i] = self._reading(dec, prepared[i][1], normed[i], sources[i])
+        # Width bucketing (strings.read.batching): narrowest first, batches closed before padding
+        # grows; several batches are read at once on single-threaded lanes (strings.read.backends).
+        batches = width_batches([n.shape[1] for n in normed], batch_size, self.model.stride)
+        for idx, readings in zip(batches, in_lanes(read, batches, self.lanes)):
+            for i, reading in zip(idx, readings):
+                out[i] = reading
         return out  # type: ignore[return-value]
 
     def empty_reading(self, source: str = "") -> Reading:
@@ -244,6 +257,18 @@ class Recognizer:
         items = list(images)
         greys = [load_image(x) for x in items]
         return read_fields(self, greys, [_source(x) for x in items], field or self.field_config, batch_size)
+
+    def read_column(
+        self, images: Iterable[ImageInput], field: FieldConfig | None = None, column: ColumnConfig | None = None,
+        batch_size: int = 64,
+    ) -> list[FieldReading]:
+        """The rows of one register column, top to bottom, read as field crops whose row numbers
+        run on: each row's number weighed against its neighbours' (``strings.read.column``)."""
+        from strings.read.column import read_column
+
+        items = list(images)
+        greys = [load_image(x) for x in items]
+        return read_column(self, greys, [_source(x) for x in items], field or self.field_config, column, batch_size)
 
     @property
     def field_config(self) -> FieldConfig:
