@@ -82,6 +82,26 @@ def test_a_row_without_a_running_number_passes_the_count_on():
     assert [w for w, _ in _winners(rows)] == ["11", "none", "12"], "11, (none), 12: the count runs on past it"
 
 
+def test_a_long_column_with_empty_rows_carries_only_live_numbers(monkeypatch):
+    """1,000 numbered rows, each followed by a row that reads nothing: every number is read, and
+    the states a "none" row carries stay few (pruned), instead of growing with the column."""
+    rows = []
+    for k in range(1, 1001):
+        rows += [_row({k: 0.9, k + 1: 0.05}), _row({})]
+    sizes = []
+    real = column._logsumexp
+
+    def counting(x, axis):
+        sizes.append(x.shape[1 - axis] if x.ndim == 2 else 0)
+        return real(x, axis)
+
+    monkeypatch.setattr(column, "_logsumexp", counting)
+    winners = _winners(rows)
+    assert [w for w, _ in winners[::2]] == [str(k) for k in range(1, 1001)]
+    assert all(w == "none" for w, _ in winners[1::2])
+    assert max(sizes) < 50, f"states per row grew to {max(sizes)}"  # unpruned: over 1,000 by the end
+
+
 @pytest.fixture(scope="module")
 def rec():
     return strings.load()

@@ -46,6 +46,7 @@ __all__ = ["ColumnReader", "column_prior", "read_column"]
 
 STEPS = (-1, 0, 1, 2, 3)  # the steps ``column_prior`` gives a probability of their own
 _START = 0  # the running number before the first row (no row holds 0 as a running number)
+_PRUNE_NATS = 30.0  # a running number this far (log-probability) below the row's best is not carried on
 
 
 def _running(label: str) -> int | None:
@@ -175,15 +176,9 @@ def _marginals(rows: list[_Row], chain: _Chain) -> list[tuple[np.ndarray, float]
 
     A row's states are its proposals (it holds that running number) and one "none" state per
     running number the row above may have left (it holds none; the running number carries on)."""
-    # states of row i: values (S_i,) int and none (S_i,) bool
-    states, emit = [], []
-    carried = np.array([_START])
-    for row in rows:
-        values = np.concatenate([row.values, np.unique(carried)])
-        none = np.concatenate([np.zeros(len(row.values), bool), np.ones(len(values) - len(row.values), bool)])
-        states.append((values, none))
-        emit.append(np.concatenate([row.scores, np.full(int(none.sum()), row.none)]))  # (S_i,)
-        carried = values
+    # states of row i: values (S_i,) int and none (S_i,) bool, built with the forward pass
+    states: list[tuple[np.ndarray, np.ndarray]] = []
+    emit: list[np.ndarray] = []
 
     def moves(i: int) -> np.ndarray:
         """(S_{i-1}, S_i) log P(state of row i | state of row i-1)."""
@@ -195,9 +190,17 @@ def _marginals(rows: list[_Row], chain: _Chain) -> list[tuple[np.ndarray, float]
 
     alpha: list[np.ndarray] = []
     prev = np.zeros(1)
-    for i in range(len(rows)):
+    carried = np.array([_START])
+    for i, row in enumerate(rows):
+        values = np.concatenate([row.values, carried])
+        none = np.concatenate([np.zeros(len(row.values), bool), np.ones(len(carried), bool)])
+        states.append((values, none))
+        emit.append(np.concatenate([row.scores, np.full(len(carried), row.none)]))  # (S_i,)
         prev = _logsumexp(prev[:, None] + moves(i), axis=0) + emit[i]  # (S_i,)
         alpha.append(prev)
+        # the running numbers a "none" row below may carry on: those not already out of the race
+        # (without this the carried set would grow with every row of the column)
+        carried = np.unique(values[prev >= prev.max() - _PRUNE_NATS])
     beta: list[np.ndarray] = [np.zeros(0)] * len(rows)
     nxt = np.zeros(len(states[-1][0])) if rows else np.zeros(0)
     for i in range(len(rows) - 1, -1, -1):
