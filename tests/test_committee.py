@@ -177,6 +177,9 @@ def test_the_service_refuses_a_beam_for_a_committee(trained_checkpoint):
         assert service.for_beam(0) is service.recognizer
         with pytest.raises(ServeError, match="beam"):
             service.for_beam(4)
+        from strings.serve.routes.common import reads_columns
+
+        assert not reads_columns(service.recognizer) and reads_columns(strings.load(trained_checkpoint))
     finally:
         service.close()
 

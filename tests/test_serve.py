@@ -225,6 +225,17 @@ def test_field_reads_loose_crops_as_read_fields_does(server: str, rec: strings.R
     assert body["results"][0]["image"] == "cell.png"
 
 
+def test_column_reads_the_request_images_as_one_register_column(server: str, rec: strings.Recognizer):
+    images = [render_digits(t) for t in ("41", "42", "43")]
+    status, body = post_files(server, [(f"row{i}.png", png(im)) for i, im in enumerate(images)], column="true")
+    assert status == 200, body
+    for record, want in zip(body["results"], rec.read_column(images)):
+        assert (record["text"], record["box"]) == (want.text, list(want.box or []) or None)
+        assert record["confidence"] == pytest.approx(want.confidence, rel=1e-6)
+    assert [r["image"] for r in body["results"]] == ["row0.png", "row1.png", "row2.png"]
+    assert json.loads(request(server + "/v1/info")[2])["supports"]["column"] is True
+
+
 def test_an_uncalibrated_model_reads_amounts_and_sends_each_to_review(tmp_path: Path):
     from strings.read.amount import NO_OPERATING_POINT
 

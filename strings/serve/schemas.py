@@ -50,6 +50,11 @@ class ReadOptions(Options):
     amount: bool = Field(False, description="add the cheque amount: written, value, accept/review and reasons")
     max_error: float = Field(0.01, gt=0.0, lt=1.0, description="error rate the amount's acceptance is judged at")
     field: bool = Field(False, description="each image is a loose crop (a register cell, a form box): find the string, then read it")
+    column: bool = Field(
+        False,
+        description="the images, in order, are the rows of one register column: each row number read against its "
+        "neighbours' (implies field; one model, not a committee)",
+    )
     locale: str = Field(
         DEFAULT_LOCALE,
         description="how amounts are written: which mark groups thousands and which starts the cents",

@@ -13,7 +13,7 @@ from strings.serve.errors import ItemProblem, ServeError
 from strings.serve.results import error_record
 from strings.serve.state import Service
 
-__all__ = ["answer", "service_of", "within_timeout"]
+__all__ = ["answer", "reads_columns", "service_of", "within_timeout"]
 
 
 def service_of(request: Request) -> Service:
@@ -51,3 +51,8 @@ def answer(
         name, first = problems[0]
         raise ServeError(first.status, first.code, first.message, item=name, results=records)
     return {"model": model, "results": records}
+
+
+def reads_columns(rec: Any) -> bool:
+    """Whether ``rec`` can read a register column: one model (a committee has no logits of its own)."""
+    return getattr(rec, "members", None) is None

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from strings.read.amount import DEFAULT_LOCALE, LOCALES
 from strings.serve.errors import error_body
-from strings.serve.routes.common import service_of
+from strings.serve.routes.common import reads_columns, service_of
 
 __all__ = ["router"]
 
@@ -52,6 +52,7 @@ async def info(request: Request) -> dict[str, Any]:
             "amount": True,  # every model; without a fitted operating point each one goes to review
             "operating_point": rec.calibration is not None,
             "field": hasattr(rec, "read_field"),
+            "column": reads_columns(rec),
         },
         # without separators every amount goes to review: where the cents begin is unknown
         "reads_separators": rec.reads_separators,

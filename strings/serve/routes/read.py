@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from strings.serve.errors import ItemProblem, ServeError
 from strings.serve.results import AmountRequest, reading_record
-from strings.serve.routes.common import answer, service_of, within_timeout
+from strings.serve.routes.common import answer, reads_columns, service_of, within_timeout
 from strings.serve.routes.uploads import collect, decode_all, item_name
 from strings.serve.schemas import ErrorResponse, ReadOptions, ReadResponse, parse_options, request_body_schema
 from strings.serve.state import Service
@@ -29,7 +29,7 @@ ERRORS = {s: {"model": ErrorResponse} for s in (400, 413, 415, 422, 500, 503, 50
 async def read(request: Request) -> JSONResponse:
     """Read digit strings: one or many images as multipart parts named ``file``, or JSON
     ``{"images": [{"name", "data": base64}]}``; options ``beam``, ``amount`` (with
-    ``max_error``, ``locale``), ``field``."""
+    ``max_error``, ``locale``), ``field``, ``column``."""
     service = service_of(request)
     return JSONResponse(await within_timeout(service, _read(request, service)))  # already plain JSON: no re-encoding
 
@@ -60,8 +60,12 @@ async def _read(request: Request, service: Service) -> dict[str, Any]:
     good = [i for i, d in enumerate(decoded) if not isinstance(d, ItemProblem)]
     greys = [decoded[i] for i in good]
     rec = service.for_beam(beam)
-    if opts.field:  # the request's crops and their candidates share the network's batches
-        found = await anyio.to_thread.run_sync(lambda: rec.read_fields(greys) if greys else [])
+    if opts.column and not reads_columns(rec):
+        raise ServeError(422, "bad_option", "option 'column': this server reads with a committee; column reading "
+                         "scores strings with one model (strings serve --model NAME)", item="column")
+    if opts.field or opts.column:  # the request's crops and their candidates share the network's batches
+        read = rec.read_column if opts.column else rec.read_fields  # a column: the request's readable images, in order
+        found = await anyio.to_thread.run_sync(lambda: read(greys) if greys else [])
         by_index = {
             i: {**reading_record(rec, f.reading, names[i], amount), **f.to_dict(), "image": names[i], "source": names[i]}
             for i, f in zip(good, found)
