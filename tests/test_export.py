@@ -245,6 +245,15 @@ def test_width_batches_on_lanes_read_as_one_after_another(trained_checkpoint, or
     assert beam.lanes == 1  # the beam decoder keeps its search in the object: not shared by lanes
 
 
+def test_item_logits_in_width_batches_are_each_images_own(recognizers):
+    """``item_logits`` groups images of similar width; each image's logits are those it has alone."""
+    for rec in recognizers:
+        greys = [render_digits(t) for t in reversed(TEXTS)]
+        together = rec.item_logits(greys, batch_size=3)
+        for g, lg in zip(greys, together):
+            torch.testing.assert_close(lg, rec.item_logits([g])[0], atol=ATOL, rtol=1e-4)
+
+
 def test_backends_log_probs_agree(recognizers):
     rec_torch, rec_onnx = recognizers
     normed = [normalize(render_digits(t), rec_torch.preprocess) for t in TEXTS]

@@ -186,11 +186,12 @@ class Recognizer:
     def item_logits(self, greys: Sequence[np.ndarray], batch_size: int = 64) -> list[torch.Tensor]:
         """Each image's (T_i, C) logits, uncalibrated: what ``strings calibrate`` fits on."""
         normed = [prepare(g, self.preprocess)[0] for g in greys]
-        out: list[torch.Tensor] = []
-        for lo in range(0, len(normed), batch_size):
-            logits, lengths = self._logits(normed[lo : lo + batch_size])
-            out.extend(logits[b, : int(lengths[b])].cpu().double() for b in range(logits.shape[0]))
-        return out
+        out: list[torch.Tensor | None] = [None] * len(normed)
+        for idx in width_batches([n.shape[1] for n in normed], batch_size, self.model.stride):  # as recognize_greys
+            logits, lengths = self._logits([normed[i] for i in idx])
+            for b, i in enumerate(idx):
+                out[i] = logits[b, : int(lengths[b])].cpu().double()
+        return out  # type: ignore[return-value]
 
     def _reading(self, dec: Decoded, crop: tuple[int, int, int, int], ink: np.ndarray, source: str) -> Reading:
         """``crop``: the (x0, y0, x1, y1) part of the image that became ``ink``."""
