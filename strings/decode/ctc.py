@@ -27,7 +27,7 @@ from strings.alphabet import BLANK, Alphabet
 if TYPE_CHECKING:
     from strings.decode.amount_lm import AmountNgram
 
-__all__ = ["EMPTY_CONFIDENCE", "Decoded", "align_spans", "greedy_decode", "merge_marks", "BeamSearchDecoder"]
+__all__ = ["EMPTY_CONFIDENCE", "BeamSearchDecoder", "Decoded", "align_spans", "forced_reading", "greedy_decode", "merge_marks"]
 
 EMPTY_CONFIDENCE = 0.0  # the confidence of an empty reading, whatever the measure (see above)
 
@@ -91,6 +91,16 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor, alphabet: Alphabet) -> lis
         char_conf = tuple(float(probs[b, s:e, k].max()) for k, (s, e) in zip(chars, spans))
         results.append(Decoded(alphabet.decode(chars), conf if chars else EMPTY_CONFIDENCE, char_conf, tuple(spans)))
     return results
+
+
+def forced_reading(log_probs: Tensor, labels: list[int], text: str, confidence: float) -> Decoded:
+    """``text`` (whose classes are ``labels``) read off (T, C) log-probs it did not necessarily win:
+    its frames by forced alignment, each symbol's confidence the highest probability of its
+    class over its frames, and the given ``confidence`` (a committee's, a column's)."""
+    spans = align_spans(log_probs, labels)
+    probs = log_probs.exp()  # (T, C)
+    char_conf = tuple(float(probs[s:e, k].max()) for k, (s, e) in zip(labels, spans))
+    return Decoded(text, confidence, char_conf, spans)
 
 
 def align_spans(log_probs: Tensor, labels: list[int]) -> tuple[tuple[int, int], ...]:

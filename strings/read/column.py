@@ -34,13 +34,13 @@ import torch
 
 from strings.config import ColumnConfig, FieldConfig
 from strings.decode.confidence import string_log_posteriors
-from strings.decode.ctc import Decoded, align_spans
+from strings.decode.ctc import forced_reading
 from strings.image import prepare
 from strings.locate import Places, find_places
 from strings.read.field import FieldReading, _shifted, read_fields
 
 if TYPE_CHECKING:
-    from strings.read.recognizer import Reading, Recognizer
+    from strings.read.recognizer import Recognizer
 
 __all__ = ["ColumnReader", "column_prior", "read_column"]
 
@@ -125,6 +125,8 @@ class _Row:
     scores: np.ndarray  # (V,) log P(str(v) | the row's best place for it)
     places: list[int]  # per value, the index of that best place
     none: float  # log P(no running number here): what the proposals leave
+    # per place, its (T_k, C) log-probs at the model's temperature
+    log_probs: list[torch.Tensor] = dataclasses.field(default_factory=list)
 
 
 def _proposals(readings: Sequence[str], window: int, spread: int) -> list[list[int]]:
@@ -155,7 +157,7 @@ def _score_rows(rec: Recognizer, places: Sequence[Places], proposals: list[list[
     rows = []
     for values, lps in zip(proposals, per_row):
         if not values or not lps:
-            rows.append(_Row(np.zeros(0, dtype=np.int64), np.zeros(0), [], 0.0))
+            rows.append(_Row(np.zeros(0, dtype=np.int64), np.zeros(0), [], 0.0, lps))
             continue
         labels = [rec.alphabet.encode(str(v)) for v in values]
         frames = max(lp.shape[0] for lp in lps)
@@ -167,7 +169,7 @@ def _score_rows(rec: Recognizer, places: Sequence[Places], proposals: list[list[
         best = scores.argmax(0)  # (V,)
         top = scores[best, np.arange(n_v)]  # (V,)
         mass = float(np.exp(top).sum())
-        rows.append(_Row(np.array(values), top, [int(b) for b in best], float(np.log1p(-min(mass, 1.0 - 1e-6)))))
+        rows.append(_Row(np.array(values), top, [int(b) for b in best], float(np.log1p(-min(mass, 1.0 - 1e-6))), lps))
     return rows
 
 
@@ -241,24 +243,14 @@ def read_column(
         if text == f.text:
             out.append(dataclasses.replace(f, reading=dataclasses.replace(f.reading, confidence=float(post[k]))))
             continue
-        box = where.boxes[row.places[k]]
-        reading = _reading_at(rec, where.image[box[1] : box[3], box[0] : box[2]], text, float(post[k]), source)
+        place = row.places[k]
+        box = where.boxes[place]
+        ink, cut = prepare(where.image[box[1] : box[3], box[0] : box[2]], rec.preprocess)  # for the digit boxes
+        decoded = forced_reading(row.log_probs[place], rec.alphabet.encode(text), text, float(post[k]))
+        reading = rec._reading(decoded, cut, ink, source)
         others = ((f.reading, f.box), *f.others) if f.box is not None else f.others
         out.append(FieldReading(_shifted(reading, box, source), box, others))
     return out
-
-
-def _reading_at(rec: Recognizer, crop: np.ndarray, text: str, confidence: float, source: str) -> Reading:
-    """``text`` as read on ``crop``: its digits aligned to the model's frames, their boxes found."""
-    ink, cut = prepare(crop, rec.preprocess)
-    (logits,) = rec.item_logits([crop])
-    t = rec.calibration.temperature if rec.calibration is not None else 1.0
-    lp = (logits / t).log_softmax(-1)  # (T, C)
-    labels = rec.alphabet.encode(text)
-    spans = align_spans(lp, labels)
-    probs = lp.exp()
-    chars = tuple(float(probs[s:e, k].max()) for k, (s, e) in zip(labels, spans))
-    return rec._reading(Decoded(text, confidence, chars, spans), cut, ink, source)
 
 
 class ColumnReader:

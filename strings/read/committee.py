@@ -42,7 +42,7 @@ import torch
 from strings.alphabet import Alphabet, digits_of, mark_classes
 from strings.config import ColumnConfig, FieldConfig
 from strings.decode.confidence import COMMITTEE_MEASURES, committee_confidence, string_log_posteriors
-from strings.decode.ctc import EMPTY_CONFIDENCE, Decoded, align_spans, greedy_decode, merge_marks
+from strings.decode.ctc import EMPTY_CONFIDENCE, Decoded, forced_reading, greedy_decode, merge_marks
 from strings.image import ImageInput, prepare
 from strings.read.amount import parse_amount, written_forms
 from strings.read.backends import in_lanes
@@ -216,11 +216,7 @@ class Committee(Recognizer):
         committee's confidence. ``lp``: (T, C) of the member that aligns ``text``."""
         if not digits_of(text):
             return Decoded("", EMPTY_CONFIDENCE, (), ())
-        labels = alphabet.encode(text)
-        spans = align_spans(lp, labels)
-        probs = lp.exp()  # (T, C)
-        char_conf = tuple(float(probs[s:e, k].max()) for k, (s, e) in zip(labels, spans))
-        return Decoded(text, scored.confidence(self.measure), char_conf, spans)
+        return forced_reading(lp, alphabet.encode(text), text, scored.confidence(self.measure))
 
     def read_column(
         self, images: Iterable[ImageInput], field: FieldConfig | None = None, column: ColumnConfig | None = None,
